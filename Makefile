@@ -1,0 +1,51 @@
+# Two commands for a newcomer: `make run` and `make test`. Each sets up what it needs first:
+# a .venv with the pinned packages and the Delta Lake jars fetched by Maven into the local
+# Maven repository, from where Spark loads them offline.
+
+PYTHON      ?= python3
+VENV        := .venv
+BIN         := $(VENV)/bin
+MAVEN_REPO  ?= $(HOME)/.m2/repository
+DELTA_VERSION := $(shell sed -n 's/^DELTA_VERSION = "\(.*\)"/\1/p' setup.py)
+DELTA_JARS  := $(MAVEN_REPO)/io/delta/delta-spark_2.13/$(DELTA_VERSION)/delta-spark_2.13-$(DELTA_VERSION).jar \
+               $(MAVEN_REPO)/io/delta/delta-storage/$(DELTA_VERSION)/delta-storage-$(DELTA_VERSION).jar
+SEGMENT     := $(BIN)/segment
+CONF        ?=
+SET         ?=
+ARGS        := $(foreach f,$(CONF),--conf $(f)) $(foreach s,$(SET),--set $(s)) --set spark.maven_repo=$(MAVEN_REPO)
+MLFLOW_PORT ?= 5000
+
+.PHONY: setup run test lint format clean mlflow-ui
+
+setup: $(VENV)/.installed $(DELTA_JARS)
+
+$(VENV)/.installed: setup.py constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+$(MAVEN_REPO)/io/delta/%.jar:
+	mvn --batch-mode --quiet -Dmaven.repo.local=$(MAVEN_REPO) dependency:get \
+	    -Dartifact=io.delta:$(word 1,$(subst /, ,$*)):$(DELTA_VERSION) -Dtransitive=false
+
+run: setup
+	$(SEGMENT) generate $(ARGS)
+	$(SEGMENT) pipeline $(ARGS)
+
+test: setup
+	$(BIN)/pytest -q tests
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+mlflow-ui: setup
+	$(BIN)/mlflow ui --host 127.0.0.1 --port $(MLFLOW_PORT) --backend-store-uri sqlite:///mlflow.db
+
+clean:
+	rm -rf lake data mlflow.db mlruns spark-warehouse metastore_db derby.log .pytest_cache .ruff_cache build *.egg-info

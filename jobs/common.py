@@ -1,0 +1,70 @@
+"""What every entry point shares: the `--conf`/`--set` arguments, config loading, error reporting."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from segmentation.config import Config, load_config
+from segmentation.errors import SegmentationError
+from segmentation.spark import get_spark
+
+log = logging.getLogger("segmentation")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--conf",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="YAML overlay on conf/base.yaml; repeatable, later wins (default: conf/local.yaml)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        dest="overrides",
+        metavar="KEY=VALUE",
+        help="override one dotted config key, e.g. --set generate.customers=1000000",
+    )
+    parser.add_argument("--verbose", action="store_true", help="debug logging and full tracebacks")
+
+
+def configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("py4j", "urllib3", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run_stage(stage: Callable[[Config, SparkSession], Any], args: argparse.Namespace) -> int:
+    """Load config, get the session, run one stage; people get one line on error, not a traceback."""
+    configure_logging(args.verbose)
+    try:
+        cfg = load_config(args.conf, args.overrides)
+        spark = get_spark(cfg.spark)
+        result = stage(cfg, spark)
+    except SegmentationError as exc:
+        if args.verbose:
+            log.exception("failed")
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if result is not None:
+        print(result)
+    return 0
+
+
+def stage_main(stage: Callable[[Config, SparkSession], Any], description: str) -> None:
+    """`python jobs/<stage>.py --conf ... --set ...`, as spark-submit runs it."""
+    parser = argparse.ArgumentParser(description=description)
+    add_config_arguments(parser)
+    sys.exit(run_stage(stage, parser.parse_args()))

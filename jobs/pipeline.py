@@ -1,0 +1,24 @@
+"""`segment pipeline`: every stage in order on the configured input (generate is separate)."""
+
+from __future__ import annotations
+
+from pyspark.sql import SparkSession
+
+from jobs.build_features import run_features
+from jobs.common import stage_main
+from jobs.ingest import run_ingest
+from segmentation.config import Config
+
+STAGES = (run_ingest, run_features)
+
+
+def run_pipeline(cfg: Config, spark: SparkSession) -> str:
+    return "\n".join(stage(cfg, spark) for stage in STAGES)
+
+
+def main() -> None:
+    stage_main(run_pipeline, "Run every stage in order.")
+
+
+if __name__ == "__main__":
+    main()

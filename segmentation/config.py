@@ -1,0 +1,289 @@
+"""Typed configuration: YAML files merged in order, then `--set` overrides, validated once.
+
+The rest of the code receives these dataclasses, never raw dicts. Loading names the
+offending key for an unknown key, a wrong type or a missing required value:
+
+    >>> cfg = load_config(["conf/local.yaml"], ["generate.customers=1000"])
+    >>> cfg.generate.customers
+    1000
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+
+from segmentation.errors import ConfigError
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+BASE_CONF = CONF_DIR / "base.yaml"
+DEFAULT_OVERLAY = CONF_DIR / "local.yaml"
+
+_REQUIRED = dataclasses.MISSING
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    """Used only when the job starts its own local session (never under spark-submit or Databricks)."""
+
+    app_name: str = "customer-segmentation"
+    master: str = "local[*]"
+    driver_memory: str = "4g"
+    shuffle_partitions: Optional[int] = None
+    ui_enabled: bool = False
+    maven_repo: str = "~/.m2/repository"
+    local_dir: Optional[str] = None
+    extra_conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LakeConfig:
+    root: str = "lake"
+    catalog: Optional[str] = None
+    schema: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class MlflowConfig:
+    tracking_uri: str = "sqlite:///mlflow.db"
+    experiment: str = "customer-segmentation"
+
+
+@dataclass(frozen=True)
+class TransactionColumns:
+    """Source column for each canonical column; an optional one set to null is ignored."""
+
+    customer_id: str = "customer_id"
+    order_ts: str = "order_ts"
+    amount: str = "amount"
+    order_id: Optional[str] = "order_id"
+    quantity: Optional[str] = "quantity"
+    category: Optional[str] = "category"
+    channel: Optional[str] = "channel"
+
+
+@dataclass(frozen=True)
+class CustomerColumns:
+    customer_id: str = "customer_id"
+    signup_date: Optional[str] = "signup_date"
+    birth_date: Optional[str] = "birth_date"
+    gender: Optional[str] = "gender"
+    region: Optional[str] = "region"
+
+
+SourceFormat = Literal["csv", "parquet", "delta", "table"]
+PiiAction = Literal["hash", "drop"]
+
+
+@dataclass(frozen=True)
+class TransactionsInput:
+    path: str = _REQUIRED
+    format: SourceFormat = "parquet"
+    options: dict[str, str] = field(default_factory=dict)
+    columns: TransactionColumns = field(default_factory=TransactionColumns)
+    timestamp_format: Optional[str] = None
+    pii: dict[str, PiiAction] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CustomersInput:
+    path: Optional[str] = None
+    format: SourceFormat = "parquet"
+    options: dict[str, str] = field(default_factory=dict)
+    columns: CustomerColumns = field(default_factory=CustomerColumns)
+    date_format: Optional[str] = None
+    extra_columns: list[str] = field(default_factory=list)
+    pii: dict[str, PiiAction] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    transactions: TransactionsInput = _REQUIRED
+    customers: CustomersInput = field(default_factory=CustomersInput)
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    max_reject_share: float = 0.05
+    pii_salt: Optional[str] = None
+    pii_salt_env: str = "SEGMENTATION_PII_SALT"
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Synthetic input; written where `input.*.path` of the embedded default reads it."""
+
+    transactions_path: str = "data/generated/transactions"
+    customers_path: str = "data/generated/customers"
+    format: SourceFormat = "parquet"
+    customers: int = 50_000
+    seed: int = 42
+    start_date: dt.date = dt.date(2023, 1, 1)
+    end_date: Optional[dt.date] = None
+    dirty_share: float = 0.002
+    partitions: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    as_of_date: dt.date = _REQUIRED
+    windows_days: list[int] = field(default_factory=lambda: [30, 90, 365])
+    trend_window_days: int = 90
+    top_categories: int = 5
+    categories: Optional[list[str]] = None
+    channels: Optional[list[str]] = None
+
+
+@dataclass(frozen=True)
+class Config:
+    input: InputConfig = _REQUIRED
+    features: FeaturesConfig = _REQUIRED
+    spark: SparkConfig = field(default_factory=SparkConfig)
+    lake: LakeConfig = field(default_factory=LakeConfig)
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_plain(dataclasses.asdict(self))
+
+    def fingerprint(self) -> str:
+        """Stable hash of the resolved config, for tagging what produced an output."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def load_config(
+    conf_files: list[str | Path] | None = None,
+    overrides: list[str] | None = None,
+) -> Config:
+    """Merge `conf/base.yaml`, the overlays (later wins; `conf/local.yaml` when none given)
+    and `dotted.key=value` overrides, then validate into a `Config`."""
+    files = [BASE_CONF, *(conf_files if conf_files else [DEFAULT_OVERLAY])]
+    merged: dict[str, Any] = {}
+    for path in files:
+        merged = _deep_merge(merged, _read_yaml(Path(path)))
+    for override in overrides or []:
+        merged = _deep_merge(merged, _parse_override(override))
+    return _build(Config, merged, "")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        content = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(content, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return content
+
+
+def _parse_override(override: str) -> dict[str, Any]:
+    key, sep, raw_value = override.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects dotted.key=value, got {override!r}")
+    value = yaml.safe_load(raw_value) if raw_value.strip() else None
+    nested: dict[str, Any] = {}
+    cursor = nested
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        cursor = cursor.setdefault(part, {})
+    cursor[parts[-1]] = value
+    return nested
+
+
+def _deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    where = prefix or "the top level"
+    if not isinstance(data, dict):
+        raise ConfigError(f"config key '{prefix}' must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"unknown config key '{_join(prefix, unknown[0])}' at {where}; "
+            f"known keys: {', '.join(sorted(known))}"
+        )
+    values = {}
+    for name, spec in known.items():
+        key = _join(prefix, name)
+        if name in data:
+            values[name] = _coerce(hints[name], data[name], key)
+        elif spec.default is _REQUIRED and spec.default_factory is _REQUIRED:
+            raise ConfigError(f"missing required config key '{key}'")
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(inner, value, key)
+    if value is None:
+        raise ConfigError(f"config key '{key}' must not be null")
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"config key '{key}' must be one of {list(args)}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"config key '{key}' must be a list, got {value!r}")
+        return [_coerce(args[0], item, f"{key}[{i}]") for i, item in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key}' must be a mapping, got {value!r}")
+        return {str(k): _coerce(args[1], v, _join(key, str(k))) for k, v in value.items()}
+    if hint is dt.date:
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            return value
+        try:
+            return dt.date.fromisoformat(str(value))
+        except ValueError:
+            raise ConfigError(f"config key '{key}' must be a date YYYY-MM-DD, got {value!r}") from None
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise ConfigError(f"config key '{key}' must be {hint.__name__}, got {value!r}")
+    return value
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _to_plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _to_plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_plain(v) for v in value]
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value

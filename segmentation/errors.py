@@ -1,0 +1,13 @@
+"""Project exceptions. Their messages are for people: they name the table, column, rule and count."""
+
+
+class SegmentationError(Exception):
+    """Base of every error the CLI reports in one line and exits non-zero on."""
+
+
+class ConfigError(SegmentationError):
+    """A config file, key or value is wrong."""
+
+
+class InputError(SegmentationError):
+    """Input data breaks the contract: a missing column, unparseable values, too many rejects."""

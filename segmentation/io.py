@@ -1,0 +1,186 @@
+"""Tables in and out: the only module that touches storage.
+
+A table is `<lake.root>/<name>` (path-based Delta) or, when `lake.catalog` and
+`lake.schema` are set, the metastore table `catalog.schema.name` (Unity Catalog).
+Every commit carries `userMetadata` JSON naming what produced it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+
+from segmentation.config import LakeConfig
+from segmentation.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """Where a Delta table lives: exactly one of `path` or `name` is set."""
+
+    label: str
+    path: Optional[str] = None
+    name: Optional[str] = None
+
+    def __str__(self) -> str:
+        return self.path or self.name or self.label
+
+
+def resolve_path(path: str) -> str:
+    """Absolute local paths (executors may not share the driver's cwd); URIs stay as they are."""
+    if "://" in path or path.startswith("dbfs:"):
+        return path
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def table_ref(lake: LakeConfig, table: str) -> TableRef:
+    if lake.catalog and lake.schema:
+        return TableRef(label=table, name=f"{lake.catalog}.{lake.schema}.{table}")
+    if lake.catalog or lake.schema:
+        raise InputError("lake.catalog and lake.schema must be set together (or neither)")
+    return TableRef(label=table, path=f"{resolve_path(lake.root).rstrip('/')}/{table}")
+
+
+def _delta_table(spark: SparkSession, ref: TableRef) -> DeltaTable:
+    if ref.path:
+        return DeltaTable.forPath(spark, ref.path)
+    return DeltaTable.forName(spark, ref.name)
+
+
+def table_exists(spark: SparkSession, ref: TableRef) -> bool:
+    if ref.path:
+        return DeltaTable.isDeltaTable(spark, ref.path)
+    return spark.catalog.tableExists(ref.name)
+
+
+def table_version(spark: SparkSession, ref: TableRef) -> Optional[int]:
+    """Latest committed version, or None when the table does not exist yet."""
+    if not table_exists(spark, ref):
+        return None
+    return _delta_table(spark, ref).history(1).select("version").first()["version"]
+
+
+def last_commit(spark: SparkSession, ref: TableRef) -> dict[str, Any]:
+    """Version, operation metrics and userMetadata of the latest commit."""
+    row = _delta_table(spark, ref).history(1).select("version", "operationMetrics", "userMetadata").first()
+    return {
+        "version": row["version"],
+        "metrics": dict(row["operationMetrics"] or {}),
+        "user_metadata": json.loads(row["userMetadata"]) if row["userMetadata"] else None,
+    }
+
+
+def read_table(spark: SparkSession, ref: TableRef, version: Optional[int] = None) -> DataFrame:
+    if not table_exists(spark, ref):
+        raise InputError(f"table {ref.label} does not exist at {ref}; run the stage that writes it")
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    return reader.load(ref.path) if ref.path else reader.table(ref.name)
+
+
+def write_table(
+    df: DataFrame,
+    ref: TableRef,
+    user_metadata: dict[str, Any],
+    mode: str = "overwrite",
+    partition_by: Optional[list[str]] = None,
+    replace_where: Optional[str] = None,
+    merge_schema: bool = False,
+) -> None:
+    """One Delta commit. With `replace_where`, only that slice is replaced, atomically."""
+    writer = (
+        df.write.format("delta")
+        .mode(mode)
+        .option("userMetadata", json.dumps(user_metadata, sort_keys=True, default=str))
+    )
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
+    if replace_where:
+        writer = writer.option("replaceWhere", replace_where)
+    if merge_schema:
+        writer = writer.option("mergeSchema", "true")
+    elif mode == "overwrite" and not replace_where:
+        writer = writer.option("overwriteSchema", "true")
+    if ref.path:
+        writer.save(ref.path)
+    else:
+        writer.saveAsTable(ref.name)
+
+
+@contextlib.contextmanager
+def all_or_nothing(spark: SparkSession, refs: list[TableRef]) -> Iterator[None]:
+    """Delta commits are atomic per table; this extends that to a group of tables.
+
+    Versions are recorded on entry; if the block raises, every table that moved is restored
+    to its recorded version (or removed if it did not exist), then the error propagates.
+    """
+    before = {ref: table_version(spark, ref) for ref in refs}
+    try:
+        yield
+    except BaseException:
+        for ref, version in before.items():
+            with contextlib.suppress(Exception):
+                _rollback(spark, ref, version)
+        raise
+
+
+def _rollback(spark: SparkSession, ref: TableRef, version: Optional[int]) -> None:
+    current = table_version(spark, ref)
+    if current == version:
+        return
+    log.warning("rolling back %s from version %s to %s", ref, current, version)
+    if version is not None:
+        _delta_table(spark, ref).restoreToVersion(version)
+    elif ref.name:
+        spark.sql(f"DROP TABLE IF EXISTS {ref.name}")
+    else:
+        jvm = spark.sparkContext._jvm
+        hadoop_path = jvm.org.apache.hadoop.fs.Path(ref.path)
+        hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(hadoop_path, True)
+
+
+def read_source(spark: SparkSession, path: str, fmt: str, options: dict[str, str]) -> DataFrame:
+    """Raw input as the user hands it. CSV is read as strings so ids keep leading zeros and
+    bad values can be reported, not silently nulled."""
+    if fmt == "table":
+        return spark.read.table(path)
+    location = resolve_path(path)
+    if fmt == "csv":
+        csv_options = {"header": "true", "inferSchema": "false", **options}
+        return spark.read.options(**csv_options).csv(location)
+    if fmt == "delta":
+        return spark.read.options(**options).format("delta").load(location)
+    return spark.read.options(**options).parquet(location)
+
+
+def source_exists(spark: SparkSession, path: str, fmt: str) -> bool:
+    if fmt == "table":
+        return spark.catalog.tableExists(path)
+    jvm = spark.sparkContext._jvm
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(resolve_path(path))
+    return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).exists(hadoop_path)
+
+
+def write_source(df: DataFrame, path: str, fmt: str) -> None:
+    """Write generated raw input in the format the config reads it back in."""
+    location = resolve_path(path)
+    writer = df.write.mode("overwrite")
+    if fmt == "csv":
+        writer.option("header", "true").csv(location)
+    elif fmt == "delta":
+        writer.format("delta").option("overwriteSchema", "true").save(location)
+    elif fmt == "parquet":
+        writer.parquet(location)
+    else:
+        writer.format("delta").saveAsTable(path)

@@ -1,0 +1,87 @@
+"""The one place that creates a SparkSession.
+
+Under spark-submit or on Databricks a session (or its gateway) already exists and owns
+master, memory and cluster settings: we return it untouched. Only on a laptop do we build
+a `local[*]` session with Delta's jars, taken offline from the local Maven repository
+where `make setup` put them.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib.metadata import version
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from segmentation.config import SparkConfig
+from segmentation.errors import ConfigError
+
+DELTA_ARTIFACTS = ("delta-spark_2.13", "delta-storage")
+
+
+def get_spark(spark_cfg: SparkConfig) -> SparkSession:
+    """Return the active session when one exists or is provided by the launcher, else a local one."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    if is_managed_environment():
+        return SparkSession.builder.getOrCreate()
+    return _local_session(spark_cfg)
+
+
+def is_managed_environment() -> bool:
+    """True under spark-submit (its gateway is handed to Python) or on a Databricks runtime."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ or "DATABRICKS_RUNTIME_VERSION" in os.environ
+
+
+def delta_jars(maven_repo: str) -> list[Path]:
+    """Paths of the Delta jars matching the installed delta-spark, in the local Maven repository."""
+    delta_version = version("delta-spark")
+    repo = Path(os.path.expanduser(maven_repo))
+    jars = [
+        repo / "io" / "delta" / artifact / delta_version / f"{artifact}-{delta_version}.jar"
+        for artifact in DELTA_ARTIFACTS
+    ]
+    missing = [str(jar) for jar in jars if not jar.is_file()]
+    if missing:
+        raise ConfigError(
+            f"Delta Lake jars not found: {', '.join(missing)} "
+            f"(spark.maven_repo={maven_repo}); run `make setup` to fetch them with Maven"
+        )
+    return jars
+
+
+def default_shuffle_partitions() -> int:
+    """A few tasks per core: enough parallelism, few tiny files; AQE coalesces further."""
+    return max(4, 4 * (os.cpu_count() or 1))
+
+
+def _local_session(spark_cfg: SparkConfig) -> SparkSession:
+    # A laptop session stays on loopback rather than on whatever the hostname resolves to.
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    builder = (
+        SparkSession.builder.master(spark_cfg.master)
+        .appName(spark_cfg.app_name)
+        .config("spark.jars", ",".join(str(jar) for jar in delta_jars(spark_cfg.maven_repo)))
+        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+        .config("spark.driver.memory", spark_cfg.driver_memory)
+        .config("spark.sql.adaptive.enabled", "true")
+        .config("spark.sql.adaptive.coalescePartitions.enabled", "true")
+        .config(
+            "spark.sql.shuffle.partitions",
+            str(spark_cfg.shuffle_partitions or default_shuffle_partitions()),
+        )
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", str(spark_cfg.ui_enabled).lower())
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.databricks.delta.snapshotPartitions", "2")
+    )
+    if spark_cfg.local_dir:
+        builder = builder.config("spark.local.dir", spark_cfg.local_dir)
+    for key, value in spark_cfg.extra_conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark

@@ -1,0 +1,41 @@
+"""Customer segmentation on Apache Spark: bronze -> silver -> sweep -> gold.
+
+Versions are pinned here and only here. Delta's jar line must match Spark's minor
+version (Delta 4.0.x runs on Spark 4.0.x, the pair behind Databricks Runtime 17.3 LTS);
+the Makefile fetches the Delta jars of the same version with Maven.
+"""
+
+from setuptools import find_packages, setup
+
+PYSPARK_VERSION = "4.0.1"
+DELTA_VERSION = "4.0.1"
+
+setup(
+    name="customer-segmentation",
+    version="0.1.0",
+    description="Customer segmentation on Apache Spark, Delta Lake and MLflow",
+    python_requires=">=3.10,<3.13",
+    packages=find_packages(include=["segmentation", "segmentation.*", "jobs", "jobs.*"]),
+    package_data={"segmentation": ["conf/*.yaml"]},
+    install_requires=[
+        f"pyspark=={PYSPARK_VERSION}",
+        f"delta-spark=={DELTA_VERSION}",
+        "mlflow==3.5.1",
+        "numpy==2.2.6",
+        "pyyaml==6.0.2",
+    ],
+    extras_require={
+        "dev": [
+            "pytest==8.4.2",
+            "hypothesis==6.140.2",
+            "ruff==0.13.3",
+            "scikit-learn==1.7.2",
+            "deltalake==1.1.4",
+        ],
+    },
+    entry_points={
+        "console_scripts": [
+            "segment=jobs.cli:main",
+        ],
+    },
+)

@@ -1,0 +1,75 @@
+"""One local SparkSession for the whole run, built by the project's own factory."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from segmentation.config import Config, SparkConfig, load_config
+from segmentation.io import table_exists, table_ref, table_version
+from segmentation.spark import get_spark
+
+# Python datetimes in tests are naive UTC, matching the session time zone.
+os.environ["TZ"] = "UTC"
+os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
+time.tzset()
+
+LAKE_TABLES = (
+    "transactions",
+    "transactions_rejected",
+    "customers",
+    "customers_rejected",
+    "customer_features",
+    "customer_personas",
+)
+
+
+@pytest.fixture(scope="session")
+def spark() -> SparkSession:
+    session = get_spark(
+        SparkConfig(
+            master="local[2]",
+            driver_memory="2g",
+            shuffle_partitions=2,
+            maven_repo=os.environ.get("MAVEN_REPO", "~/.m2/repository"),
+        )
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> Callable[..., Config]:
+    """Config on the local overlay with every path under this test's tmp folder."""
+
+    def build(*overrides: str) -> Config:
+        return load_config(
+            None,
+            [
+                f"lake.root={tmp_path / 'lake'}",
+                f"mlflow.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+                f"generate.transactions_path={tmp_path / 'raw' / 'transactions'}",
+                f"generate.customers_path={tmp_path / 'raw' / 'customers'}",
+                f"input.transactions.path={tmp_path / 'raw' / 'transactions'}",
+                f"input.customers.path={tmp_path / 'raw' / 'customers'}",
+                *overrides,
+            ],
+        )
+
+    return build
+
+
+def lake_state(spark: SparkSession, cfg: Config) -> dict[str, tuple]:
+    """Version and full sorted content of every lake table: small test data only."""
+    state = {}
+    for table in LAKE_TABLES:
+        ref = table_ref(cfg.lake, table)
+        if table_exists(spark, ref):
+            rows = spark.read.format("delta").load(ref.path).collect()
+            state[table] = (table_version(spark, ref), sorted(map(str, rows)))
+    return state
