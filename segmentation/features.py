@@ -26,7 +26,7 @@ import datetime as dt
 import re
 from typing import Optional
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from segmentation.config import FeaturesConfig
@@ -38,44 +38,49 @@ AS_OF_DATE = "as_of_date"
 MAX_CHANNELS = 50
 
 _ORDERS = "_orders"
-_ORDER_DATES = "_order_dates"
-_ORDERS_BY_KEY = "_orders_by_key"
+_ORDER_AGES = "_order_ages"
+_WINDOW_MARKS = "_window_marks"
+_KEY_BITS, _DAY_BITS = 43, 20
+_DAY_OFFSET = 1 << 19
 _GROSS = "gross_spend"
 
 
 def feature_levels(
     transactions: DataFrame, as_of_date: dt.date, cfg: FeaturesConfig
 ) -> tuple[list[str], list[str]]:
-    """Categories and channels that get a share column: from config, else the top N categories
-    by gross spend and every channel seen (small aggregations; only levels reach the driver)."""
-    history = transactions.filter(F.to_date("order_ts") <= F.lit(as_of_date)).filter(F.col("amount") >= 0)
-    categories = cfg.categories
-    if categories is None:
-        categories = [
-            row["category"]
-            for row in history.filter(F.col("category").isNotNull())
-            .groupBy("category")
-            .agg(F.sum("amount").alias("spend"))
-            .orderBy(F.desc("spend"), "category")
-            .limit(cfg.top_categories)
-            .collect()
-        ]
-    channels = cfg.channels
-    if channels is None:
-        channels = [
-            row["channel"]
-            for row in history.filter(F.col("channel").isNotNull())
-            .groupBy("channel")
-            .agg(F.sum("amount").alias("spend"))
-            .orderBy(F.desc("spend"), "channel")
-            .limit(MAX_CHANNELS + 1)
-            .collect()
-        ]
-        if len(channels) > MAX_CHANNELS:
-            raise InputError(
-                f"table transactions, column channel: more than {MAX_CHANNELS} distinct values; "
-                "list the channels to keep in features.channels"
-            )
+    """Categories and channels that get a share column: from config, else the top
+    `top_categories` categories by gross spend and every channel seen.
+
+    Both come from one scan (grouping sets); only the ranked levels reach the driver.
+    """
+    if cfg.categories is not None and cfg.channels is not None:
+        return list(cfg.categories), list(cfg.channels)
+    purchases = transactions.filter(F.to_date("order_ts") <= F.lit(as_of_date)).filter(F.col("amount") >= 0)
+    level = F.coalesce(F.col("category"), F.col("channel"))
+    ranked = (
+        purchases.groupingSets([["category"], ["channel"]], "category", "channel")
+        .agg(F.sum("amount").alias("spend"), F.grouping("category").alias("is_channel"))
+        .filter(level.isNotNull())
+        .withColumn(
+            "rank",
+            F.row_number().over(Window.partitionBy("is_channel").orderBy(F.desc("spend"), level)),
+        )
+        .filter(
+            F.col("rank") <= F.when(F.col("is_channel") == 1, MAX_CHANNELS + 1).otherwise(cfg.top_categories)
+        )
+        .orderBy("is_channel", "rank")
+        .select(level.alias("level"), "is_channel")
+        .collect()
+    )
+    categories = (
+        cfg.categories if cfg.categories is not None else [r.level for r in ranked if r.is_channel == 0]
+    )
+    channels = cfg.channels if cfg.channels is not None else [r.level for r in ranked if r.is_channel == 1]
+    if len(channels) > MAX_CHANNELS:
+        raise InputError(
+            f"table transactions, column channel: more than {MAX_CHANNELS} distinct values; "
+            "list the channels to keep in features.channels"
+        )
     return list(categories), list(channels)
 
 
@@ -104,9 +109,7 @@ def build_customer_features(
 
     order_key = F.coalesce(F.col("order_id"), F.col("order_ts").cast("string"))
     aggregates = [
-        F.collect_set(
-            F.when(purchase, F.struct(order_key.alias("key"), F.col("order_ts").alias("ts")))
-        ).alias(_ORDERS),
+        F.collect_list(F.when(purchase, _order_code(order_key, F.col("order_ts")))).alias(_ORDERS),
         F.sum("amount").alias("monetary"),
         gross_spend_where(F.lit(True)).alias(_GROSS),
         F.sum(F.when(~purchase, -F.col("amount")).otherwise(F.lit(0.0))).alias("returned_amount"),
@@ -124,7 +127,7 @@ def build_customer_features(
         ],
     ]
     per_customer = transactions.filter(F.to_date("order_ts") <= as_of).groupBy(CUSTOMER_ID).agg(*aggregates)
-    features = _order_features(per_customer, as_of, cfg.windows_days)
+    features = _order_features(per_customer, as_of_date, cfg.windows_days)
     gross = F.col(_GROSS)
     recent, previous = F.col("_trend_recent"), F.col("_trend_previous")
     magnitude = F.abs(recent) + F.abs(previous)
@@ -154,54 +157,82 @@ def build_customer_features(
     return features
 
 
-def _order_features(per_customer: DataFrame, as_of: Column, windows_days: list[int]) -> DataFrame:
-    """Order-level facts from the per-customer set of (order key, line time) pairs.
+def _order_code(order_key: Column, order_ts: Column) -> Column:
+    """One long per order line: 43 bits of the order key's hash, then 20 bits of its date.
 
-    Sorted by key, the first element of each key run is that order's earliest line; its date
-    is the order date. Each array is built once as a column, since lambdas that reference an
-    expression would recompute it per element.
+    Sorting the codes groups each order's lines with its earliest date first; longs keep the
+    per-customer set and its sort cheap (a 43-bit hash collides once in ~10^13 order pairs).
     """
-    by_key = F.col(_ORDERS_BY_KEY)
+    key_bits = F.xxhash64(order_key).bitwiseAND(F.lit((1 << _KEY_BITS) - 1))
+    day_bits = F.unix_date(F.to_date(order_ts)) + F.lit(_DAY_OFFSET)
+    return F.shiftleft(key_bits, _DAY_BITS).bitwiseOR(day_bits.cast("long"))
+
+
+def _order_features(per_customer: DataFrame, as_of_date: dt.date, windows_days: list[int]) -> DataFrame:
+    """Order-level facts from the per-customer list of order-line codes.
+
+    Lambdas are interpreted per element, so they are few: arrays are built once as columns
+    (a lambda referencing an expression would recompute it per element), duplicates go first
+    with the native `array_distinct`, and window counts read positions in a sorted array.
+    """
+    codes = F.col(_ORDERS)
     first_line_per_order = F.filter(
-        by_key, lambda order, i: (i == 0) | (F.element_at(by_key, i).getField("key") != order.getField("key"))
+        codes,
+        lambda code, i: (i == 0)
+        | (F.shiftright(F.element_at(codes, i), _DAY_BITS) != F.shiftright(code, _DAY_BITS)),
     )
-    order_dates = F.sort_array(
-        F.transform(first_line_per_order, lambda order: F.to_date(order.getField("ts")))
+    as_of_day = (as_of_date - dt.date(1970, 1, 1)).days
+    day_mask = F.lit((1 << _DAY_BITS) - 1)
+    # Days before the as-of date of each order, most recent first.
+    order_ages = F.sort_array(
+        F.transform(
+            first_line_per_order,
+            lambda code: F.lit(as_of_day + _DAY_OFFSET) - code.bitwiseAND(day_mask).cast("int"),
+        )
     )
-    with_dates = (
+    windows = sorted(set(windows_days))
+    with_ages = (
         per_customer.filter(F.size(_ORDERS) > 0)
-        .withColumn(_ORDERS_BY_KEY, F.sort_array(_ORDERS))
-        .withColumn(_ORDER_DATES, order_dates)
-        .withColumn("frequency", F.size(_ORDER_DATES).cast("long"))
+        .withColumn(_ORDERS, F.sort_array(F.array_distinct(_ORDERS)))
+        .withColumn(_ORDER_AGES, order_ages)
+        .withColumn("frequency", F.size(_ORDER_AGES).cast("long"))
+        .withColumn(_WINDOW_MARKS, F.sort_array(F.concat(_ORDER_AGES, F.array(*map(F.lit, windows)))))
     )
-    dates, frequency = F.col(_ORDER_DATES), F.col("frequency")
-    first_date, last_date = F.element_at(dates, 1), F.element_at(dates, -1)
-    mean_gap = F.when(frequency >= 2, F.datediff(last_date, first_date) / (frequency - 1))
-    gaps = F.transform(
-        F.slice(dates, 2, F.greatest(frequency - 1, F.lit(0)).cast("int")),
-        lambda day, i: F.datediff(day, F.element_at(dates, i + 1)),
+    ages, frequency = F.col(_ORDER_AGES), F.col("frequency")
+    recency, tenure = F.element_at(ages, 1), F.element_at(ages, -1)
+    mean_gap = F.when(frequency >= 2, (tenure - recency) / (frequency - 1))
+    gap_count = _at_least_zero(frequency - 1)
+    squared_gaps = F.aggregate(
+        F.zip_with(
+            F.slice(ages, 2, gap_count),
+            F.slice(ages, 1, gap_count),
+            lambda older, newer: (older - newer).cast("double"),
+        ),
+        F.lit(0.0),
+        lambda total, gap: total + gap * gap,
     )
-    squared_deviations = F.aggregate(
-        gaps, F.lit(0.0), lambda total, gap: total + F.pow(gap - F.col("mean_days_between_orders"), 2)
-    )
-    return (
-        with_dates.withColumn("recency_days", F.datediff(as_of, last_date))
-        .withColumn("tenure_days", F.datediff(as_of, first_date))
-        .withColumn("mean_days_between_orders", mean_gap)
-        .withColumn(
-            "std_days_between_orders",
-            F.when(frequency >= 3, F.sqrt(squared_deviations / (frequency - 2))),
-        )
-        .withColumns({f"orders_{days}d": _count_within(dates, as_of, days) for days in windows_days})
-        .withColumn(
-            "weekend_share",
-            F.size(F.filter(dates, lambda day: F.dayofweek(day).isin(1, 7))) / frequency,
-        )
+    # Sample variance from the sum of squares: (sum g^2 - m * mean^2) / (m - 1) over m gaps.
+    gap_variance = (squared_gaps - (frequency - 1) * mean_gap * mean_gap) / (frequency - 2)
+    # 1970-01-01 was a Thursday: (days since then + 3) mod 7 is 5 on Saturday, 6 on Sunday.
+    weekend = F.size(F.filter(ages, lambda age: F.pmod(F.lit(as_of_day + 3) - age, F.lit(7)) >= 5))
+    # Window w_j sits after every age below it and after the j - 1 smaller windows.
+    marks = F.col(_WINDOW_MARKS)
+    return with_ages.select(
+        "*",
+        recency.alias("recency_days"),
+        tenure.alias("tenure_days"),
+        mean_gap.alias("mean_days_between_orders"),
+        F.when(frequency >= 3, F.sqrt(F.greatest(gap_variance, F.lit(0.0)))).alias("std_days_between_orders"),
+        *[
+            (F.array_position(marks, days) - F.lit(rank)).alias(f"orders_{days}d")
+            for rank, days in enumerate(windows, start=1)
+        ],
+        (weekend / frequency).alias("weekend_share"),
     )
 
 
-def _count_within(dates: Column, as_of: Column, days: int) -> Column:
-    return F.size(F.filter(dates, lambda day: F.datediff(as_of, day) < days)).cast("long")
+def _at_least_zero(column: Column) -> Column:
+    return F.greatest(column, F.lit(0)).cast("int")
 
 
 def _customer_attributes(customers: DataFrame, as_of: Column) -> DataFrame:
