@@ -161,7 +161,7 @@ def _order_code(order_key: Column, order_ts: Column) -> Column:
     """One long per order line: 43 bits of the order key's hash, then 20 bits of its date.
 
     Sorting the codes groups each order's lines with its earliest date first; longs keep the
-    per-customer set and its sort cheap (a 43-bit hash collides once in ~10^13 order pairs).
+    per-customer list and its sort cheap (a 43-bit hash collides once in ~10^13 order pairs).
     """
     key_bits = F.xxhash64(order_key).bitwiseAND(F.lit((1 << _KEY_BITS) - 1))
     day_bits = F.unix_date(F.to_date(order_ts)) + F.lit(_DAY_OFFSET)
