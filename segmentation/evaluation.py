@@ -146,3 +146,33 @@ def _squared_distance(vector: Column, centroid: Column) -> Column:
     return F.aggregate(
         F.zip_with(vector, centroid, lambda a, b: (a - b) * (a - b)), F.lit(0.0), lambda t, v: t + v
     )
+
+
+def adjusted_rand_index(
+    assignments: DataFrame, other: DataFrame, key: str = "customer_id", label: str = "cluster"
+) -> float:
+    """Adjusted Rand index between two labelings of the same customers.
+
+    The contingency table is built in Spark (k x k' counts); only it reaches the driver.
+    """
+    contingency = (
+        assignments.select(key, F.col(label).alias("_left"))
+        .join(other.select(key, F.col(label).alias("_right")), key)
+        .groupBy("_left", "_right")
+        .count()
+        .collect()
+    )
+    counts = np.array([row["count"] for row in contingency], dtype=float)
+    left, right = {}, {}
+    for row in contingency:
+        left[row["_left"]] = left.get(row["_left"], 0.0) + row["count"]
+        right[row["_right"]] = right.get(row["_right"], 0.0) + row["count"]
+    n = counts.sum()
+    pairs = (counts * (counts - 1) / 2).sum()
+    left_pairs = sum(c * (c - 1) / 2 for c in left.values())
+    right_pairs = sum(c * (c - 1) / 2 for c in right.values())
+    expected = left_pairs * right_pairs / (n * (n - 1) / 2) if n > 1 else 0.0
+    maximum = (left_pairs + right_pairs) / 2
+    if maximum == expected:
+        return 1.0
+    return float((pairs - expected) / (maximum - expected))

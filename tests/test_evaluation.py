@@ -5,9 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from pyspark.ml.linalg import Vectors
-from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
+from sklearn.metrics import (
+    adjusted_rand_score,
+    calinski_harabasz_score,
+    davies_bouldin_score,
+    silhouette_score,
+)
 
-from segmentation.evaluation import cluster_metrics, hash_sample
+from segmentation.evaluation import adjusted_rand_index, cluster_metrics, hash_sample
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +66,19 @@ def test_hash_sample_depends_on_key_and_seed_only(spark):
     other = {r.customer_id for r in hash_sample(ids, "customer_id", 0.25, 12).collect()}
     assert one == two and one != other
     assert 400 < len(one) < 600
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_adjusted_rand_index_matches_scikit_learn(spark, seed):
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 4, size=500)
+    noisy = np.where(rng.random(500) < 0.3, rng.integers(0, 5, size=500), truth)
+    ids = [f"{i:04d}" for i in range(500)]
+    left = spark.createDataFrame(
+        [(i, int(t)) for i, t in zip(ids, truth, strict=True)], "customer_id string, cluster int"
+    )
+    right = spark.createDataFrame(
+        [(i, int(t)) for i, t in zip(ids, noisy, strict=True)], "customer_id string, cluster int"
+    )
+    assert adjusted_rand_index(left, right) == pytest.approx(adjusted_rand_score(truth, noisy), rel=1e-9)
+    assert adjusted_rand_index(left, left) == pytest.approx(1.0)
