@@ -40,9 +40,6 @@ class ClusterMetrics:
     max_segment_share: float
     size_entropy: float
 
-    def as_dict(self) -> dict[str, float]:
-        return {name: value for name, value in self.__dict__.items() if value is not None}
-
 
 def hash_sample(df: DataFrame, key: str, fraction: float, seed: int) -> DataFrame:
     """A reproducible sample: a row is in when the hash of (seed, key) falls below the fraction.
@@ -65,7 +62,6 @@ def cluster_metrics(
 ) -> ClusterMetrics:
     """Every metric of one fit from the scored frame (features and prediction per row)."""
     vectors = scored.select(
-        key,
         F.col(prediction_col).alias("cluster"),
         features_col,
         vector_to_array(features_col).alias(_VECTOR),
