@@ -11,12 +11,14 @@ from jobs.common import add_config_arguments, run_stage
 from jobs.generate_data import run_generate
 from jobs.ingest import run_ingest
 from jobs.pipeline import run_pipeline
+from jobs.train import run_train
 
 COMMANDS = {
     "generate": (run_generate, "generate synthetic customers and transactions with planted personas"),
     "ingest": (run_ingest, "validate and clean raw input into bronze Delta tables"),
     "features": (run_features, "build silver customer_features as of features.as_of_date"),
-    "pipeline": (run_pipeline, "run every stage in order: ingest, features"),
+    "train": (run_train, "sweep clustering models in MLflow and register the champion"),
+    "pipeline": (run_pipeline, "run every stage in order: ingest, features, train"),
 }
 
 

@@ -7,9 +7,10 @@ from pyspark.sql import SparkSession
 from jobs.build_features import run_features
 from jobs.common import stage_main
 from jobs.ingest import run_ingest
+from jobs.train import run_train
 from segmentation.config import Config
 
-STAGES = (run_ingest, run_features)
+STAGES = (run_ingest, run_features, run_train)
 
 
 def run_pipeline(cfg: Config, spark: SparkSession) -> str:

@@ -54,8 +54,12 @@ class LakeConfig:
 
 @dataclass(frozen=True)
 class MlflowConfig:
+    """`MLFLOW_TRACKING_URI` / `MLFLOW_REGISTRY_URI`, when set, win over the keys here."""
+
     tracking_uri: str = "sqlite:///mlflow.db"
+    registry_uri: Optional[str] = None  # null: the tracking URI
     experiment: str = "customer-segmentation"
+    artifact_location: Optional[str] = None  # used only when the experiment is created
 
 
 @dataclass(frozen=True)
@@ -143,15 +147,119 @@ class FeaturesConfig:
     channels: Optional[list[str]] = None
 
 
+ALGORITHMS = ("kmeans", "bisecting_kmeans", "gaussian_mixture")
+Algorithm = Literal["kmeans", "bisecting_kmeans", "gaussian_mixture"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What the clustering sees: the feature columns and their preprocessing, saved in the model."""
+
+    feature_columns: list[str] = _REQUIRED
+    log1p_columns: list[str] = field(default_factory=list)
+    winsorize_quantiles: Optional[list[float]] = field(default_factory=lambda: [0.01, 0.99])
+    standardize: bool = True
+    pca_components: Optional[int] = None
+    registered_name: str = "customer-segmentation"
+    alias: str = "champion"
+
+    def __post_init__(self) -> None:
+        if not self.feature_columns:
+            raise ConfigError("config key 'model.feature_columns' must name at least one column")
+        if len(set(self.feature_columns)) != len(self.feature_columns):
+            raise ConfigError("config key 'model.feature_columns' repeats a column")
+        stray = [column for column in self.log1p_columns if column not in self.feature_columns]
+        if stray:
+            raise ConfigError(f"config key 'model.log1p_columns' names {stray[0]!r}, not a feature column")
+        quantiles = self.winsorize_quantiles
+        if quantiles is not None and (len(quantiles) != 2 or not 0 <= quantiles[0] < quantiles[1] <= 1):
+            raise ConfigError(
+                f"config key 'model.winsorize_quantiles' must be [low, high] with 0 <= low < high <= 1, "
+                f"got {quantiles}"
+            )
+        if self.pca_components is not None and not 1 <= self.pca_components <= len(self.feature_columns):
+            raise ConfigError(
+                f"config key 'model.pca_components' must be between 1 and the "
+                f"{len(self.feature_columns)} feature columns, got {self.pca_components}"
+            )
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """The grid of fits: per algorithm, every combination of the listed parameter values."""
+
+    grid: dict[str, dict[str, list[Any]]] = _REQUIRED
+    algorithms: list[Algorithm] = field(default_factory=lambda: list(ALGORITHMS))
+    seed: int = 42
+    max_rows: int = 500_000
+    restarts: int = 3
+    parallelism: int = 1
+    log_all_models: bool = False
+    silhouette_max_rows: int = 200_000
+    stability_sample: float = 0.8
+    projection_rows: int = 2_000
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.grid) - set(ALGORITHMS))
+        if unknown:
+            raise ConfigError(
+                f"unknown config key 'sweep.grid.{unknown[0]}'; known algorithms: {', '.join(ALGORITHMS)}"
+            )
+        for algorithm in self.algorithms:
+            params = self.grid.get(algorithm)
+            if not params or "k" not in params:
+                raise ConfigError(f"config key 'sweep.grid.{algorithm}.k' is missing: list the k to try")
+            for name, values in params.items():
+                if not values:
+                    raise ConfigError(f"config key 'sweep.grid.{algorithm}.{name}' is an empty list")
+            bad_k = [k for k in params["k"] if not isinstance(k, int) or isinstance(k, bool) or k < 2]
+            if bad_k:
+                raise ConfigError(
+                    f"config key 'sweep.grid.{algorithm}.k' must hold integers >= 2, got {bad_k[0]!r}"
+                )
+        for name in ("max_rows", "restarts", "parallelism", "silhouette_max_rows", "projection_rows"):
+            value = getattr(self, name)
+            if value < 1:
+                raise ConfigError(f"config key 'sweep.{name}' must be at least 1, got {value}")
+        if not 0 < self.stability_sample <= 1:
+            raise ConfigError(
+                f"config key 'sweep.stability_sample' must be in (0, 1], got {self.stability_sample}"
+            )
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    """The champion rule; see README "Champion rule"."""
+
+    min_segment_share: float = 0.02
+    min_stability: float = 0.8
+    stability_candidates: int = 3
+    silhouette_decimals: int = 3
+
+    def __post_init__(self) -> None:
+        for name in ("min_segment_share", "min_stability"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise ConfigError(f"config key 'selection.{name}' must be in [0, 1], got {value}")
+        if self.stability_candidates < 1:
+            raise ConfigError(
+                "config key 'selection.stability_candidates' must be at least 1, "
+                f"got {self.stability_candidates}"
+            )
+
+
 @dataclass(frozen=True)
 class Config:
     input: InputConfig = _REQUIRED
     features: FeaturesConfig = _REQUIRED
+    model: ModelConfig = _REQUIRED
+    sweep: SweepConfig = _REQUIRED
     spark: SparkConfig = field(default_factory=SparkConfig)
     lake: LakeConfig = field(default_factory=LakeConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(dataclasses.asdict(self))
@@ -243,6 +351,8 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
             return None
         (inner,) = [a for a in args if a is not type(None)]
         return _coerce(inner, value, key)
+    if hint is Any:
+        return value
     if value is None:
         raise ConfigError(f"config key '{key}' must not be null")
     if dataclasses.is_dataclass(hint):

@@ -12,20 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Optional
+from typing import Any, Optional
 
-from pyspark.ml import Pipeline
+from pyspark.ml import Model, Pipeline, PipelineModel
 from pyspark.ml.clustering import BisectingKMeans, GaussianMixture, KMeans
 from pyspark.ml.feature import PCA, SQLTransformer, StandardScaler, VectorAssembler
 from pyspark.sql import DataFrame
 
+from segmentation.config import Algorithm, ModelConfig
 from segmentation.errors import InputError
 
-Algorithm = Literal["kmeans", "bisecting_kmeans", "gaussian_mixture"]
 ASSEMBLED = "assembled_features"
 SCALED = "features"
 PREDICTION = "segment_id"
 PROBABILITY = "segment_probabilities"
+PYFUNC_OUTPUT = "prediction"  # the column MLflow's pyfunc flavour of a Spark model returns
 _QUANTILE_ERROR = 0.001
 
 
@@ -37,6 +38,16 @@ class Preprocessing:
     winsorize_quantiles: Optional[tuple[float, float]] = (0.01, 0.99)
     standardize: bool = True
     pca_components: Optional[int] = None
+
+    @classmethod
+    def from_config(cls, model: ModelConfig) -> Preprocessing:
+        quantiles = model.winsorize_quantiles
+        return cls(
+            log1p_columns=tuple(model.log1p_columns),
+            winsorize_quantiles=(quantiles[0], quantiles[1]) if quantiles else None,
+            standardize=model.standardize,
+            pca_components=model.pca_components,
+        )
 
 
 def build_pipeline(
@@ -51,6 +62,32 @@ def build_pipeline(
 
     >>> pipeline = build_pipeline(features, ["recency_days"], Preprocessing(), "kmeans", {"k": 5}, seed=42)
     """
+    stages = build_preprocessing(features, feature_columns, preprocessing).getStages()
+    return Pipeline(stages=[*stages, build_estimator(algorithm, params, seed), pyfunc_output()])
+
+
+def scoring_model(preprocessing: PipelineModel, clustering: Model) -> PipelineModel:
+    """One saved model that scores raw feature columns: the fitted preprocessing, the fitted
+    clustering model and the pyfunc output column."""
+    return PipelineModel(stages=[*preprocessing.stages, clustering, pyfunc_output()])
+
+
+def pyfunc_output() -> SQLTransformer:
+    """`segment_id` also as `prediction`, so `mlflow.pyfunc` (and `mlflow models serve`) can score."""
+    return SQLTransformer(statement=f"SELECT *, {PREDICTION} AS {PYFUNC_OUTPUT} FROM __THIS__")
+
+
+def build_preprocessing(
+    features: DataFrame, feature_columns: Sequence[str], preprocessing: Preprocessing
+) -> Pipeline:
+    """Clean -> assemble -> scale -> optional PCA, ending in the `features` vector every
+    estimator reads; a sweep fits it once and shares it across its grid points.
+
+    Scaling divides by the standard deviation without centring: every algorithm and metric
+    here is translation-invariant, and Spark's BisectingKMeans cannot split a cluster whose
+    centre is the origin (it perturbs the centre in proportion to its norm), so on centred
+    data it returns a single cluster.
+    """
     missing = [column for column in feature_columns if column not in features.columns]
     if missing:
         raise InputError(
@@ -63,13 +100,12 @@ def build_pipeline(
     ]
     vector = ASSEMBLED
     if preprocessing.standardize:
-        stages.append(StandardScaler(inputCol=vector, outputCol="scaled", withMean=True, withStd=True))
+        stages.append(StandardScaler(inputCol=vector, outputCol="scaled", withMean=False, withStd=True))
         vector = "scaled"
     if preprocessing.pca_components:
         stages.append(PCA(k=preprocessing.pca_components, inputCol=vector, outputCol="projected"))
         vector = "projected"
     stages.append(SQLTransformer(statement=f"SELECT *, {vector} AS {SCALED} FROM __THIS__"))
-    stages.append(build_estimator(algorithm, params, seed))
     return Pipeline(stages=stages)
 
 

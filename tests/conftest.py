@@ -43,25 +43,27 @@ def spark() -> SparkSession:
     session.stop()
 
 
+def config_under(root: Path, *overrides: str) -> Config:
+    """Config on the local overlay with every path (lake, raw input, MLflow) under `root`."""
+    return load_config(
+        None,
+        [
+            f"lake.root={root / 'lake'}",
+            f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}",
+            f"mlflow.artifact_location={root / 'mlruns'}",
+            f"generate.transactions_path={root / 'raw' / 'transactions'}",
+            f"generate.customers_path={root / 'raw' / 'customers'}",
+            f"input.transactions.path={root / 'raw' / 'transactions'}",
+            f"input.customers.path={root / 'raw' / 'customers'}",
+            *overrides,
+        ],
+    )
+
+
 @pytest.fixture
 def make_config(tmp_path: Path) -> Callable[..., Config]:
     """Config on the local overlay with every path under this test's tmp folder."""
-
-    def build(*overrides: str) -> Config:
-        return load_config(
-            None,
-            [
-                f"lake.root={tmp_path / 'lake'}",
-                f"mlflow.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
-                f"generate.transactions_path={tmp_path / 'raw' / 'transactions'}",
-                f"generate.customers_path={tmp_path / 'raw' / 'customers'}",
-                f"input.transactions.path={tmp_path / 'raw' / 'transactions'}",
-                f"input.customers.path={tmp_path / 'raw' / 'customers'}",
-                *overrides,
-            ],
-        )
-
-    return build
+    return lambda *overrides: config_under(tmp_path, *overrides)
 
 
 def lake_state(spark: SparkSession, cfg: Config) -> dict[str, tuple]:

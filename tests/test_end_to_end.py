@@ -30,6 +30,7 @@ def test_generate_ingest_features_end_to_end(spark, make_config, tmp_path, capsy
     segment("pipeline", *sets)
     printed = capsys.readouterr().out
     assert "customer features as of 2025-12-31" in printed
+    assert "champion: kmeans k=" in printed and "alias 'champion'" in printed
     assert str(tmp_path / "lake" / "customer_features") in printed
 
     features_path = tmp_path / "lake" / "customer_features"
@@ -96,6 +97,10 @@ def _path_overrides(tmp_path: Path) -> list[str]:
         f"generate.customers_path={tmp_path / 'raw' / 'customers'}",
         f"input.transactions.path={tmp_path / 'raw' / 'transactions'}",
         f"input.customers.path={tmp_path / 'raw' / 'customers'}",
+        f"mlflow.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        f"mlflow.artifact_location={tmp_path / 'mlruns'}",
+        "sweep.algorithms=[kmeans]",
+        "sweep.grid.kmeans.k=[4, 5, 6, 7]",
         "spark.master=local[2]",
         "spark.driver_memory=1g",
     ]

@@ -1,0 +1,89 @@
+"""Sweep plots from small driver-side summaries (one row per fit or per segment, or a sample).
+
+Figures are returned, not saved, so the caller decides where they go (MLflow, a report). They
+are built as bare `Figure` objects, without pyplot's global state, so they are safe in threads
+and need no display or closing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+SWEEP_METRICS = (
+    ("silhouette", "silhouette (higher is better)"),
+    ("davies_bouldin", "Davies-Bouldin (lower is better)"),
+    ("calinski_harabasz", "Calinski-Harabasz (higher is better)"),
+    ("within_ss", "within-cluster sum of squares"),
+    ("min_segment_share", "smallest segment share"),
+    ("size_entropy", "segment size entropy"),
+)
+
+
+def metrics_against_k(leaderboard: list[dict[str, Any]]) -> Figure:
+    """Each metric against k, one line per algorithm; where the grid holds several fits per
+    (algorithm, k), the one with the highest silhouette stands for it."""
+    best: dict[tuple[str, int], dict[str, Any]] = {}
+    for row in leaderboard:
+        key = (row["algorithm"], row["k"])
+        if key not in best or row.get("silhouette", -2.0) > best[key].get("silhouette", -2.0):
+            best[key] = row
+    figure = Figure(figsize=(15, 8), layout="constrained")
+    axes = figure.subplots(2, 3)
+    for axis, (metric, title) in zip(axes.flat, SWEEP_METRICS, strict=True):
+        for algorithm in sorted({algorithm for algorithm, _ in best}):
+            ks = sorted(k for name, k in best if name == algorithm and best[name, k].get(metric) is not None)
+            axis.plot(ks, [best[algorithm, k][metric] for k in ks], marker="o", label=algorithm)
+        axis.set_title(title)
+        axis.set_xlabel("k")
+        axis.grid(alpha=0.3)
+    axes.flat[0].legend()
+    return figure
+
+
+def segment_sizes(segment_ids: list[int], sizes: np.ndarray, title: str) -> Figure:
+    figure = Figure(figsize=(8, 4), layout="constrained")
+    axis = figure.subplots()
+    shares = sizes / sizes.sum()
+    bars = axis.bar([str(segment) for segment in segment_ids], sizes)
+    for bar, share in zip(bars, shares, strict=True):
+        axis.annotate(
+            f"{share:.1%}", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom"
+        )
+    axis.set_xlabel("segment")
+    axis.set_ylabel("customers")
+    axis.set_title(title)
+    return figure
+
+
+def profile_heatmap(
+    segment_ids: list[int], centroids: np.ndarray, feature_columns: list[str], title: str
+) -> Figure:
+    """Segment centroids in the clustering space (z-scores of the preprocessed features)."""
+    size = (1.2 * len(feature_columns) + 3, 0.5 * len(segment_ids) + 2.5)
+    figure = Figure(figsize=size, layout="constrained")
+    axis = figure.subplots()
+    limit = max(float(np.abs(centroids).max()), 1e-9)
+    image = axis.imshow(centroids, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    axis.set_xticks(range(len(feature_columns)), feature_columns, rotation=30, ha="right")
+    axis.set_yticks(range(len(segment_ids)), [f"segment {segment}" for segment in segment_ids])
+    for (row, column), value in np.ndenumerate(centroids):
+        axis.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=8)
+    figure.colorbar(image, ax=axis, label="z-score")
+    axis.set_title(title)
+    return figure
+
+
+def projection(points: np.ndarray, segments: np.ndarray, title: str) -> Figure:
+    figure = Figure(figsize=(7, 6), layout="constrained")
+    axis = figure.subplots()
+    for segment in np.unique(segments):
+        chosen = segments == segment
+        axis.scatter(points[chosen, 0], points[chosen, 1], s=6, alpha=0.6, label=f"segment {segment}")
+    axis.set_xlabel("principal component 1")
+    axis.set_ylabel("principal component 2")
+    axis.legend(markerscale=3, fontsize=8)
+    axis.set_title(title)
+    return figure

@@ -1,0 +1,336 @@
+"""A hyperparameter sweep of clustering fits on shared, preprocessed vectors, and the champion rule.
+
+The preprocessing (clean, assemble, scale, PCA) does not depend on the grid point, so it is
+fitted once and its output vectors are cached; every estimator then fits on the same vectors,
+and every fit is scored in that same space, so fits of different algorithms compare.
+
+Champion rule (configurable in `selection`): among fits whose smallest segment holds at least
+`min_segment_share` of customers and whose stability (adjusted Rand index between the fit and
+a refit with another seed on a `stability_sample` hash sample) is at least `min_stability`,
+take the highest silhouette; silhouettes equal at `silhouette_decimals` decimals tie and the
+smaller number of clusters wins. Stability is measured for the `stability_candidates` leading
+fits by that order and further down only until one passes, since no lower fit can win.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+from pyspark.ml import Model
+from pyspark.ml.clustering import GaussianMixtureModel
+from pyspark.ml.feature import PCA
+from pyspark.ml.functions import vector_to_array
+from pyspark.ml.stat import Summarizer
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from segmentation.config import ALGORITHMS, Algorithm, SelectionConfig
+from segmentation.errors import InputError
+from segmentation.evaluation import ClusterMetrics, adjusted_rand_index, cluster_metrics, hash_sample
+from segmentation.models import PREDICTION, PROBABILITY, SCALED, build_estimator
+
+CUSTOMER_ID = "customer_id"
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    algorithm: Algorithm
+    params: dict[str, Any]
+    index: int
+    varying: tuple[str, ...] = ()  # parameters besides k that take several values in the grid
+
+    @property
+    def k(self) -> int:
+        return int(self.params["k"])
+
+    @property
+    def name(self) -> str:
+        """Algorithm, k and what else varies, e.g. `kmeans k=6 initMode=random`."""
+        extra = "".join(f" {key}={self.params[key]}" for key in self.varying)
+        return f"{self.algorithm} k={self.k}{extra}"
+
+
+@dataclass(frozen=True)
+class MixtureMetrics:
+    log_likelihood: float
+    aic: float
+    bic: float
+    mean_max_posterior: float
+
+
+@dataclass(frozen=True)
+class FitResult:
+    point: GridPoint
+    model: Model
+    metrics: ClusterMetrics
+    fit_seconds: float
+    mixture: Optional[MixtureMetrics] = None
+
+    def metric_values(self) -> dict[str, float]:
+        """Every metric by its MLflow name; metrics that do not apply are left out."""
+        m = self.metrics
+        values = {
+            "silhouette": m.silhouette,
+            "silhouette_rows": m.silhouette_rows,
+            "davies_bouldin": m.davies_bouldin,
+            "calinski_harabasz": m.calinski_harabasz,
+            "within_ss": m.within_ss,
+            "min_segment_share": m.min_segment_share,
+            "max_segment_share": m.max_segment_share,
+            "size_entropy": m.size_entropy,
+            "clusters": m.clusters,
+            "rows": m.rows,
+            "fit_seconds": self.fit_seconds,
+        }
+        if self.mixture:
+            values |= {
+                "log_likelihood": self.mixture.log_likelihood,
+                "aic": self.mixture.aic,
+                "bic": self.mixture.bic,
+                "mean_max_posterior": self.mixture.mean_max_posterior,
+            }
+        return {name: float(value) for name, value in values.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    eligible: bool
+    reason: str
+    stability: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class Selection:
+    champion: Optional[FitResult]
+    verdicts: dict[int, Verdict]  # by grid index
+    reasoning: str
+
+
+def grid_points(grid: dict[str, dict[str, list[Any]]], algorithms: list[Algorithm]) -> list[GridPoint]:
+    """Every combination of the listed values, per algorithm, in a stable order."""
+    points = []
+    for algorithm in sorted(algorithms, key=ALGORITHMS.index):
+        names = list(grid[algorithm])
+        varying = tuple(name for name in names if name != "k" and len(grid[algorithm][name]) > 1)
+        for values in itertools.product(*(grid[algorithm][name] for name in names)):
+            points.append(GridPoint(algorithm, dict(zip(names, values, strict=True)), len(points), varying))
+    return points
+
+
+def check_sweep(features: DataFrame, feature_columns: list[str], points: list[GridPoint], seed: int) -> int:
+    """Everything that can be wrong before the first fit; returns the number of customers."""
+    missing = [column for column in feature_columns if column not in features.columns]
+    if missing:
+        raise InputError(
+            f"table customer_features: unknown feature column {missing[0]!r} in model.feature_columns; "
+            f"available: {', '.join(sorted(features.columns))}"
+        )
+    for point in points:
+        build_estimator(point.algorithm, point.params, seed)
+    customers = features.select(CUSTOMER_ID).distinct().count()
+    if customers == 0:
+        raise InputError("table customer_features: no rows for the as_of_date; run `segment features` first")
+    largest = max(points, key=lambda point: point.k)
+    if largest.k > customers:
+        raise InputError(
+            f"sweep.grid.{largest.algorithm}.k: k={largest.k} is more than the {customers} distinct "
+            "customers in table customer_features"
+        )
+    return customers
+
+
+def sweep_fraction(customers: int, max_rows: int) -> float:
+    """Share of customers the sweep fits on: all up to `max_rows`, a hash sample above."""
+    return min(1.0, max_rows / customers)
+
+
+def fit_best(vectors: DataFrame, point: GridPoint, seed: int, restarts: int) -> Model:
+    """The best of `restarts` fits from different seeds (seed, seed + 1, ...): lowest training
+    cost for the K-means family, highest log-likelihood for the mixture. Spark's estimators
+    start once; several starts guard against a poor local optimum, like scikit-learn's n_init."""
+    best, best_score = None, math.inf
+    for start in range(restarts):
+        model = build_estimator(point.algorithm, point.params, seed + start).fit(vectors)
+        summary = model.summary
+        score = -summary.logLikelihood if isinstance(model, GaussianMixtureModel) else summary.trainingCost
+        if score < best_score:
+            best, best_score = model, score
+    return best
+
+
+def fit_point(
+    vectors: DataFrame, point: GridPoint, seed: int, silhouette_max_rows: int, restarts: int = 1
+) -> FitResult:
+    """Fit one grid point on the shared vectors and score it in the same space."""
+    started = time.perf_counter()
+    model = fit_best(vectors, point, seed, restarts)
+    fit_seconds = time.perf_counter() - started
+    scored = model.transform(vectors)
+    metrics = cluster_metrics(scored, SCALED, PREDICTION, CUSTOMER_ID, silhouette_max_rows, seed)
+    mixture = (
+        _mixture_metrics(model, scored, metrics.rows) if isinstance(model, GaussianMixtureModel) else None
+    )
+    return FitResult(point, model, metrics, fit_seconds, mixture)
+
+
+def fit_all(
+    vectors: DataFrame,
+    points: list[GridPoint],
+    seed: int,
+    silhouette_max_rows: int,
+    restarts: int = 1,
+    parallelism: int = 1,
+) -> Iterator[FitResult]:
+    """Fit every grid point, `parallelism` at a time (Spark runs jobs of several threads
+    concurrently); results come in grid order, each as soon as it and those before are done."""
+    if parallelism == 1:
+        for point in points:
+            yield fit_point(vectors, point, seed, silhouette_max_rows, restarts)
+        return
+    with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="fit") as pool:
+        futures = [
+            pool.submit(fit_point, vectors, point, seed, silhouette_max_rows, restarts) for point in points
+        ]
+        for future in futures:
+            yield future.result()
+
+
+def stability(
+    vectors: DataFrame, result: FitResult, seed: int, sample_fraction: float, restarts: int = 1
+) -> float:
+    """Adjusted Rand index between the fit and a refit with other seeds on a hash sample,
+    both scoring every customer of `vectors`."""
+    other_seed = seed + max(restarts, 1)
+    sample = hash_sample(vectors, CUSTOMER_ID, sample_fraction, other_seed)
+    refit = fit_best(sample, result.point, other_seed, restarts)
+    labels = [
+        model.transform(vectors).select(CUSTOMER_ID, F.col(PREDICTION).alias("cluster"))
+        for model in (result.model, refit)
+    ]
+    return adjusted_rand_index(labels[0], labels[1], CUSTOMER_ID, "cluster")
+
+
+def select_champion(
+    results: list[FitResult], rule: SelectionConfig, stability_of: Callable[[FitResult], float]
+) -> Selection:
+    """Apply the champion rule (module docstring); every fit gets a verdict saying why."""
+    verdicts: dict[int, Verdict] = {}
+    ranked = []
+    for result in results:
+        m = result.metrics
+        if m.silhouette is None:
+            verdicts[result.point.index] = Verdict(False, f"only {m.clusters} cluster: no silhouette")
+        elif m.min_segment_share < rule.min_segment_share:
+            verdicts[result.point.index] = Verdict(
+                False, f"smallest segment {m.min_segment_share:.2%} < {rule.min_segment_share:.2%}"
+            )
+        else:
+            ranked.append(result)
+    ranked.sort(key=lambda r: (-round(r.metrics.silhouette, rule.silhouette_decimals), r.metrics.clusters))
+
+    champion = None
+    for position, result in enumerate(ranked):
+        if champion is not None and position >= rule.stability_candidates:
+            verdicts[result.point.index] = Verdict(False, "stability not measured: ranked below the champion")
+            continue
+        ari = stability_of(result)
+        if ari < rule.min_stability:
+            verdicts[result.point.index] = Verdict(False, f"stability {ari:.3f} < {rule.min_stability}", ari)
+        elif champion is None:
+            champion = result
+            verdicts[result.point.index] = Verdict(True, "champion", ari)
+        else:
+            verdicts[result.point.index] = Verdict(True, "eligible; lower silhouette or larger k", ari)
+    return Selection(champion, verdicts, _reasoning(champion, results, verdicts, rule))
+
+
+def _reasoning(
+    champion: Optional[FitResult],
+    results: list[FitResult],
+    verdicts: dict[int, Verdict],
+    rule: SelectionConfig,
+) -> str:
+    rule_text = (
+        f"rule: among fits whose smallest segment >= {rule.min_segment_share:.2%} and stability "
+        f"(ARI vs a reseeded refit) >= {rule.min_stability}, highest silhouette "
+        f"(compared at {rule.silhouette_decimals} decimals), ties to fewer clusters"
+    )
+    eligible = sum(verdict.eligible for verdict in verdicts.values())
+    if champion is None:
+        return f"no champion: none of the {len(results)} fits met the {rule_text}"
+    m = champion.metrics
+    stable = verdicts[champion.point.index].stability
+    return (
+        f"champion {champion.point.name} ({m.clusters} clusters): silhouette {m.silhouette:.4f}, "
+        f"smallest segment {m.min_segment_share:.2%}, stability {stable:.3f}; "
+        f"{eligible} of {len(results)} fits checked eligible; {rule_text}"
+    )
+
+
+def leaderboard(results: list[FitResult], selection: Selection) -> list[dict[str, Any]]:
+    """One row per fit, best first by the champion rule's order; small (one row per grid point)."""
+    rows = []
+    for result in results:
+        verdict = selection.verdicts[result.point.index]
+        rows.append(
+            {
+                "algorithm": result.point.algorithm,
+                "k": result.point.k,
+                "grid_index": result.point.index,
+                **result.metric_values(),
+                "stability": verdict.stability,
+                "eligible": verdict.eligible,
+                "verdict": verdict.reason,
+                "params": ", ".join(f"{key}={value}" for key, value in result.point.params.items()),
+            }
+        )
+    rows.sort(key=lambda row: (not row["eligible"], row["verdict"] != "champion", -row.get("silhouette", -2)))
+    return rows
+
+
+def segment_centroids(
+    scored: DataFrame, vector_col: str = SCALED
+) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """Per segment: id, size and mean vector (z-scores when standardised); k rows reach the driver."""
+    rows = (
+        scored.groupBy(PREDICTION)
+        .agg(F.count(F.lit(1)).alias("size"), Summarizer.mean(F.col(vector_col)).alias("centroid"))
+        .orderBy(PREDICTION)
+        .collect()
+    )
+    ids = [row[PREDICTION] for row in rows]
+    sizes = np.array([row["size"] for row in rows], dtype=float)
+    return ids, sizes, np.array([row["centroid"].toArray() for row in rows])
+
+
+def projection_sample(scored: DataFrame, rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded hash sample of about `rows` customers projected on the first two principal
+    components of the clustering space, with their segment ids."""
+    total = scored.count()
+    sample = hash_sample(scored, CUSTOMER_ID, min(1.0, rows / max(total, 1)), seed)
+    pca = PCA(k=2, inputCol=SCALED, outputCol="_projection").fit(sample)
+    points = pca.transform(sample).select(vector_to_array("_projection").alias("xy"), PREDICTION).collect()
+    return np.array([point["xy"] for point in points]), np.array([point[PREDICTION] for point in points])
+
+
+def _mixture_metrics(model: GaussianMixtureModel, scored: DataFrame, rows: int) -> MixtureMetrics:
+    """Log-likelihood from the training summary; AIC and BIC count the free parameters of
+    full-covariance Gaussians: (k - 1) weights + k d means + k d (d + 1) / 2 covariances."""
+    k = model.getK()
+    d = len(model.gaussians[0].mean)
+    free = (k - 1) + k * d + k * d * (d + 1) // 2
+    log_likelihood = float(model.summary.logLikelihood)
+    mean_max_posterior = scored.select(F.avg(F.array_max(vector_to_array(PROBABILITY)))).first()[0]
+    return MixtureMetrics(
+        log_likelihood=log_likelihood,
+        aic=2 * free - 2 * log_likelihood,
+        bic=free * float(np.log(rows)) - 2 * log_likelihood,
+        mean_max_posterior=float(mean_max_posterior),
+    )

@@ -1,0 +1,182 @@
+"""MLflow I/O for sweeps: where runs go, one child run per fit, artifacts, the registered champion.
+
+Child runs are written with `MlflowClient` and an explicit parent id rather than the fluent
+active-run stack, so a sweep's structure does not depend on which thread finished a fit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Optional
+
+import mlflow
+import pandas as pd
+from matplotlib.figure import Figure
+from mlflow import MlflowClient
+from mlflow.models import infer_signature
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from pyspark.ml import PipelineModel
+from pyspark.sql import DataFrame
+
+from segmentation.config import MlflowConfig, ModelConfig
+from segmentation.sweep import FitResult
+
+_MAX_PARAM_LENGTH = 6000
+# The user's environment, read before MLflow's own `set_tracking_uri` writes these variables.
+_USER_URIS = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+
+
+def configure(settings: MlflowConfig) -> str:
+    """Point MLflow at the configured tracking store and registry (the environment variables
+    win) and return the experiment id, creating the experiment on first use."""
+    uri = _USER_URIS["MLFLOW_TRACKING_URI"] or settings.tracking_uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(_USER_URIS["MLFLOW_REGISTRY_URI"] or settings.registry_uri or uri)
+    with _logging_kept():  # a new SQLite store runs alembic, whose fileConfig resets logging
+        experiment = mlflow.get_experiment_by_name(settings.experiment)
+    if experiment is None:
+        location = settings.artifact_location
+        if location and "://" not in location:
+            location = Path(location).expanduser().resolve().as_uri()
+        experiment_id = mlflow.create_experiment(settings.experiment, artifact_location=location)
+    else:
+        experiment_id = experiment.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+@contextlib.contextmanager
+def _logging_kept() -> Iterator[None]:
+    """Undo what `logging.config.fileConfig` does: root level and handlers replaced, other
+    loggers disabled."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    enabled = [
+        logger
+        for logger in logging.root.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger) and not logger.disabled
+    ]
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        for handler in list(root.handlers):
+            if handler not in handlers:
+                root.removeHandler(handler)
+        for handler in handlers:
+            if handler not in root.handlers:
+                root.addHandler(handler)
+        for logger in enabled:
+            logger.disabled = False
+
+
+def git_commit() -> str:
+    """The commit of the code that ran, or "unknown" outside a git checkout (a wheel on a cluster)."""
+    try:
+        completed = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return completed.stdout.strip()
+
+
+def params_text(value: Any) -> str:
+    """A parameter value as MLflow stores it: JSON for structures, cut to MLflow's limit."""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return text[:_MAX_PARAM_LENGTH]
+
+
+def log_fit(
+    client: MlflowClient, experiment_id: str, parent_run_id: str, result: FitResult, seed: int
+) -> str:
+    """One finished child run for one fit: its parameters, metrics and tags."""
+    point = result.point
+    run = client.create_run(
+        experiment_id,
+        run_name=point.name,
+        tags={
+            MLFLOW_PARENT_RUN_ID: parent_run_id,
+            "algorithm": point.algorithm,
+            "k": str(point.k),
+            "clusters": str(result.metrics.clusters),
+            "grid_index": str(point.index),
+        },
+    )
+    run_id = run.info.run_id
+    params = {"algorithm": point.algorithm, "seed": seed, **point.params}
+    client.log_batch(
+        run_id,
+        metrics=[
+            mlflow.entities.Metric(name, value, _now_ms(), 0)
+            for name, value in result.metric_values().items()
+        ],
+        params=[mlflow.entities.Param(name, params_text(value)) for name, value in params.items()],
+    )
+    client.set_terminated(run_id)
+    return run_id
+
+
+def log_figure(run_id: str, figure: Figure, artifact_file: str) -> None:
+    MlflowClient().log_figure(run_id, figure, artifact_file)
+
+
+def log_table(run_id: str, rows: list[dict[str, Any]], stem: str) -> None:
+    """A small table (one row per fit or segment) as CSV and HTML artifacts."""
+    frame = pd.DataFrame(rows)
+    with tempfile.TemporaryDirectory() as folder:
+        frame.to_csv(Path(folder) / f"{stem}.csv", index=False)
+        (Path(folder) / f"{stem}.html").write_text(
+            frame.to_html(index=False, float_format=lambda value: f"{value:.4g}", na_rep="")
+        )
+        client = MlflowClient()
+        client.log_artifact(run_id, str(Path(folder) / f"{stem}.csv"))
+        client.log_artifact(run_id, str(Path(folder) / f"{stem}.html"))
+
+
+def log_spark_model(
+    run_id: str,
+    model: PipelineModel,
+    example: DataFrame,
+    registered_name: Optional[str] = None,
+) -> Optional[str]:
+    """Log the whole PipelineModel with its signature and a few input rows; register it when a
+    name is given and return the new model version."""
+    example_input = example.toPandas()
+    example_output = model.transform(example).select("segment_id").toPandas()
+    with mlflow.start_run(run_id=run_id, nested=True):
+        info = mlflow.spark.log_model(
+            model,
+            "model",
+            signature=infer_signature(example_input, example_output),
+            input_example=example_input,
+            registered_model_name=registered_name,
+        )
+    version = getattr(info, "registered_model_version", None)
+    return str(version) if version is not None else None
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def crown(model: ModelConfig, version: str, description: str, tags: dict[str, str]) -> None:
+    """Move the alias (`champion`) to a registered version and record why it won."""
+    client = MlflowClient()
+    client.set_registered_model_alias(model.registered_name, model.alias, version)
+    client.update_model_version(model.registered_name, version, description=description)
+    for key, value in tags.items():
+        client.set_model_version_tag(model.registered_name, version, key, value)

@@ -1,0 +1,163 @@
+"""The grid and the champion rule, on hand-built fit results with known answers and as properties."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from segmentation.config import SelectionConfig, load_config
+from segmentation.errors import ConfigError
+from segmentation.evaluation import ClusterMetrics
+from segmentation.sweep import FitResult, GridPoint, grid_points, leaderboard, select_champion
+
+RULE = SelectionConfig(
+    min_segment_share=0.02, min_stability=0.8, stability_candidates=2, silhouette_decimals=3
+)
+
+
+def fit(
+    index: int, k: int, silhouette: float | None, min_share: float, algorithm: str = "kmeans"
+) -> FitResult:
+    metrics = ClusterMetrics(
+        rows=1000,
+        clusters=k,
+        silhouette=silhouette,
+        silhouette_rows=1000,
+        davies_bouldin=1.0,
+        calinski_harabasz=10.0,
+        within_ss=5.0,
+        min_segment_share=min_share,
+        max_segment_share=0.5,
+        size_entropy=1.0,
+    )
+    return FitResult(GridPoint(algorithm, {"k": k}, index), model=None, metrics=metrics, fit_seconds=0.1)
+
+
+def test_grid_is_every_combination_per_algorithm_in_a_stable_order():
+    grid = {
+        "kmeans": {"k": [2, 3], "initMode": ["k-means||", "random"]},
+        "gaussian_mixture": {"k": [4]},
+    }
+    points = grid_points(grid, ["gaussian_mixture", "kmeans"])
+    assert [(p.algorithm, p.params) for p in points] == [
+        ("kmeans", {"k": 2, "initMode": "k-means||"}),
+        ("kmeans", {"k": 2, "initMode": "random"}),
+        ("kmeans", {"k": 3, "initMode": "k-means||"}),
+        ("kmeans", {"k": 3, "initMode": "random"}),
+        ("gaussian_mixture", {"k": 4}),
+    ]
+    assert [p.index for p in points] == [0, 1, 2, 3, 4]
+    assert [p.name for p in points][1:] == [
+        "kmeans k=2 initMode=random",
+        "kmeans k=3 initMode=k-means||",
+        "kmeans k=3 initMode=random",
+        "gaussian_mixture k=4",
+    ]
+
+
+def test_champion_rule_filters_small_segments_and_instability_then_takes_best_silhouette():
+    results = [
+        fit(0, 3, 0.70, 0.10),
+        fit(1, 4, 0.90, 0.01),  # best silhouette but a 1% segment
+        fit(2, 5, 0.85, 0.05),  # unstable
+        fit(3, 6, 0.80, 0.05),  # the champion
+        fit(4, 7, 0.75, 0.05),
+        fit(5, 1, None, 1.0),  # one cluster: no silhouette
+    ]
+    stabilities = {2: 0.5, 3: 0.95, 4: 0.9, 0: 0.99}
+    measured = []
+
+    def stability_of(result):
+        measured.append(result.point.index)
+        return stabilities[result.point.index]
+
+    selection = select_champion(results, RULE, stability_of)
+    assert selection.champion.point.index == 3
+    verdicts = selection.verdicts
+    assert verdicts[1].reason == "smallest segment 1.00% < 2.00%"
+    assert verdicts[2].reason == "stability 0.500 < 0.8" and not verdicts[2].eligible
+    assert verdicts[3].reason == "champion" and verdicts[3].stability == 0.95
+    assert verdicts[5].reason == "only 1 cluster: no silhouette"
+    # The two leading candidates are always measured, then only until one passes.
+    assert measured == [2, 3]
+    assert verdicts[4].reason == "stability not measured: ranked below the champion"
+    assert "champion kmeans k=6" in selection.reasoning
+
+    board = leaderboard(results, selection)
+    assert board[0]["verdict"] == "champion" and board[0]["k"] == 6
+    assert {row["grid_index"] for row in board} == set(range(6))
+
+
+def test_equal_silhouettes_at_the_configured_decimals_go_to_fewer_clusters():
+    results = [fit(0, 8, 0.8004, 0.05), fit(1, 5, 0.7996, 0.05), fit(2, 6, 0.8001, 0.05)]
+    selection = select_champion(results, RULE, lambda result: 1.0)
+    assert selection.champion.point.k == 5
+
+
+def test_no_fit_eligible_means_no_champion_and_says_why():
+    results = [fit(0, 3, 0.7, 0.01), fit(1, 4, 0.6, 0.05)]
+    selection = select_champion(results, RULE, lambda result: 0.3)
+    assert selection.champion is None
+    assert selection.reasoning.startswith("no champion: none of the 2 fits met the rule")
+    assert selection.verdicts[1].reason == "stability 0.300 < 0.8"
+
+
+fits = st.lists(
+    st.tuples(
+        st.integers(2, 12),
+        st.one_of(st.none(), st.floats(-1, 1)),
+        st.floats(0, 0.5),
+        st.floats(0, 1),
+    ),
+    min_size=1,
+    max_size=15,
+)
+
+
+@given(fits)
+def test_champion_is_eligible_and_no_eligible_fit_beats_it(specs):
+    results = [fit(i, k, silhouette, share) for i, (k, silhouette, share, _) in enumerate(specs)]
+    stabilities = {i: stable for i, (*_, stable) in enumerate(specs)}
+    selection = select_champion(results, RULE, lambda result: stabilities[result.point.index])
+
+    def passes(result):
+        m = result.metrics
+        return (
+            m.silhouette is not None
+            and m.min_segment_share >= RULE.min_segment_share
+            and stabilities[result.point.index] >= RULE.min_stability
+        )
+
+    qualified = [result for result in results if passes(result)]
+    assert len(selection.verdicts) == len(results)
+    if not qualified:
+        assert selection.champion is None
+        return
+    champion = selection.champion
+    assert passes(champion)
+    best = max(round(r.metrics.silhouette, 3) for r in qualified)
+    assert round(champion.metrics.silhouette, 3) == best
+    assert champion.metrics.clusters == min(
+        r.metrics.clusters for r in qualified if round(r.metrics.silhouette, 3) == best
+    )
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("sweep.grid.kmeans.k=[1, 2]", "config key 'sweep.grid.kmeans.k' must hold integers >= 2, got 1"),
+        ("sweep.grid.kmean={k: [2]}", "unknown config key 'sweep.grid.kmean'"),
+        ("sweep.algorithms=[kmeans, dbscan]", "config key 'sweep.algorithms[1]' must be one of"),
+        (
+            "model.log1p_columns=[email]",
+            "config key 'model.log1p_columns' names 'email', not a feature column",
+        ),
+        ("selection.min_stability=1.5", "config key 'selection.min_stability' must be in [0, 1], got 1.5"),
+        ("sweep.restarts=0", "config key 'sweep.restarts' must be at least 1, got 0"),
+    ],
+)
+def test_bad_sweep_settings_are_config_errors(override, message):
+    with pytest.raises(ConfigError) as error:
+        load_config(None, [override])
+    assert message in str(error.value)
