@@ -13,6 +13,7 @@ import os
 import subprocess
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
@@ -157,11 +158,14 @@ def log_spark_model(
     name is given and return the new model version."""
     example_input = example.toPandas()
     example_output = model.transform(example).select("segment_id").toPandas()
+    with warnings.catch_warnings():  # segment ids are integers and never missing
+        warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer", UserWarning)
+        signature = infer_signature(example_input, example_output)
     with mlflow.start_run(run_id=run_id, nested=True):
         info = mlflow.spark.log_model(
             model,
             "model",
-            signature=infer_signature(example_input, example_output),
+            signature=signature,
             input_example=example_input,
             registered_model_name=registered_name,
         )
