@@ -1,8 +1,10 @@
 """A hyperparameter sweep of clustering fits on shared, preprocessed vectors, and the champion rule.
 
 The preprocessing (clean, assemble, scale, PCA) does not depend on the grid point, so it is
-fitted once and its output vectors are cached; every estimator then fits on the same vectors,
-and every fit is scored in that same space, so fits of different algorithms compare.
+fitted once; every estimator then fits on the same vectors, and every fit is scored in that
+same space, so fits of different algorithms compare. The vectors are computed from cached
+features and not cached themselves: Spark's estimators persist their own input when it is not
+persisted, which is faster than reading a cached DataFrame on every iteration.
 
 Champion rule (configurable in `selection`): among fits whose smallest segment holds at least
 `min_segment_share` of customers and whose stability (adjusted Rand index between the fit and
