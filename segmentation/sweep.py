@@ -28,7 +28,7 @@ import numpy as np
 from pyspark.ml import Model
 from pyspark.ml.clustering import GaussianMixtureModel
 from pyspark.ml.feature import PCA
-from pyspark.ml.functions import vector_to_array
+from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.ml.stat import Summarizer
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -39,6 +39,7 @@ from segmentation.evaluation import ClusterMetrics, adjusted_rand_index, cluster
 from segmentation.models import PREDICTION, PROBABILITY, SCALED, build_estimator
 
 CUSTOMER_ID = "customer_id"
+MIXTURE_REGULARIZATION = 1e-6  # added variance per dimension, as scikit-learn's reg_covar default
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,8 @@ def fit_best(vectors: DataFrame, point: GridPoint, seed: int, restarts: int) -> 
     """The best of `restarts` fits from different seeds (seed, seed + 1, ...): lowest training
     cost for the K-means family, highest log-likelihood for the mixture. Spark's estimators
     start once; several starts guard against a poor local optimum, like scikit-learn's n_init."""
+    if point.algorithm == "gaussian_mixture":
+        vectors = regularized(vectors, seed)
     best, best_score = None, math.inf
     for start in range(restarts):
         model = build_estimator(point.algorithm, point.params, seed + start).fit(vectors)
@@ -165,6 +168,27 @@ def fit_best(vectors: DataFrame, point: GridPoint, seed: int, restarts: int) -> 
         if score < best_score:
             best, best_score = model, score
     return best
+
+
+def regularized(vectors: DataFrame, seed: int, variance: float = MIXTURE_REGULARIZATION) -> DataFrame:
+    """Training vectors for the mixture with uniform noise of the given variance per dimension,
+    keyed by a hash of (seed, customer, dimension), so reproducible whatever the partitioning.
+
+    Spark's GaussianMixture has no covariance regularisation (scikit-learn's `reg_covar`).
+    Customers that share exact values (one-off buyers: frequency 1, recency equal to tenure;
+    values clipped at a winsorising bound) let a component collapse onto a subspace, its
+    likelihood diverges, and the NaN covariance then makes LAPACK's eigendecomposition loop
+    forever. The noise bounds every covariance eigenvalue away from zero, as `reg_covar` does;
+    the fitted model then scores the noiseless vectors.
+    """
+    half_width = math.sqrt(3 * variance)
+    noisy = F.transform(
+        vector_to_array(SCALED),
+        lambda value, dimension: value
+        + (F.pmod(F.xxhash64(F.lit(seed), F.col(CUSTOMER_ID), dimension), F.lit(2_000_001)) / 1_000_000 - 1)
+        * half_width,
+    )
+    return vectors.withColumn(SCALED, array_to_vector(noisy))
 
 
 def fit_point(

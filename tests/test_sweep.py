@@ -11,7 +11,15 @@ from pyspark.ml.linalg import Vectors
 from segmentation.config import SelectionConfig, load_config
 from segmentation.errors import ConfigError
 from segmentation.evaluation import ClusterMetrics
-from segmentation.sweep import FitResult, GridPoint, fit_point, grid_points, leaderboard, select_champion
+from segmentation.sweep import (
+    FitResult,
+    GridPoint,
+    fit_point,
+    grid_points,
+    leaderboard,
+    regularized,
+    select_champion,
+)
 
 RULE = SelectionConfig(
     min_segment_share=0.02, min_stability=0.8, stability_candidates=2, silhouette_decimals=3
@@ -166,27 +174,36 @@ def test_bad_sweep_settings_are_config_errors(override, message):
 
 
 def test_mixture_log_likelihood_aic_and_bic_match_numpy(spark):
-    """Spark's summary log-likelihood is the total over rows, which AIC and BIC need."""
+    """Spark's summary log-likelihood is the total over the (regularised) training rows, which
+    AIC and BIC need; the mean maximum posterior is over the customers as scored."""
     rng = np.random.default_rng(3)
     points = np.vstack([rng.normal(0, 1, (120, 2)), rng.normal(6, 1.5, (80, 2))])
     vectors = spark.createDataFrame(
         [(f"{i:03d}", Vectors.dense(row)) for i, row in enumerate(points)], ["customer_id", "features"]
     )
     result = fit_point(vectors, GridPoint("gaussian_mixture", {"k": 2}, 0), seed=1, silhouette_max_rows=1000)
-    model = result.model
-    weights = np.array(model.weights)
-    densities = []
-    for weight, gaussian in zip(weights, model.gaussians, strict=True):
-        mean, cov = gaussian.mean.toArray(), gaussian.cov.toArray()
-        centred = points - mean
-        mahalanobis = np.einsum("ij,jk,ik->i", centred, np.linalg.inv(cov), centred)
-        norm = np.sqrt((2 * np.pi) ** 2 * np.linalg.det(cov))
-        densities.append(weight * np.exp(-mahalanobis / 2) / norm)
-    log_likelihood = np.log(np.sum(densities, axis=0)).sum()
+    training = np.array(
+        [row.features.toArray() for row in regularized(vectors, seed=1).orderBy("customer_id").collect()]
+    )
+    assert 0 < np.abs(training - points).max() <= np.sqrt(3e-6)  # the regularising noise
+
+    def weighted_densities(x):
+        densities = []
+        for weight, gaussian in zip(result.model.weights, result.model.gaussians, strict=True):
+            mean, cov = gaussian.mean.toArray(), gaussian.cov.toArray()
+            centred = x - mean
+            mahalanobis = np.einsum("ij,jk,ik->i", centred, np.linalg.inv(cov), centred)
+            densities.append(
+                weight * np.exp(-mahalanobis / 2) / np.sqrt((2 * np.pi) ** 2 * np.linalg.det(cov))
+            )
+        return np.array(densities)
+
+    log_likelihood = np.log(weighted_densities(training).sum(axis=0)).sum()
     free_parameters = 1 + 2 * 2 + 2 * 3
     mixture = result.mixture
     assert mixture.log_likelihood == pytest.approx(log_likelihood, rel=1e-6)
     assert mixture.aic == pytest.approx(2 * free_parameters - 2 * log_likelihood, rel=1e-6)
     assert mixture.bic == pytest.approx(free_parameters * np.log(200) - 2 * log_likelihood, rel=1e-6)
-    posteriors = np.array(densities) / np.sum(densities, axis=0)
+    densities = weighted_densities(points)
+    posteriors = densities / densities.sum(axis=0)
     assert mixture.mean_max_posterior == pytest.approx(posteriors.max(axis=0).mean(), rel=1e-6)
