@@ -59,9 +59,9 @@ def sweep_config(root, *overrides):
 
 
 def champion_assignments(spark, cfg, version=None):
-    reference = version or f"@{cfg.model.alias}"
-    separator = "/" if version else ""
-    model = mlflow.spark.load_model(f"models:/{cfg.model.registered_name}{separator}{reference}")
+    """Every customer scored by a registered version, or by the alias when none is given."""
+    reference = f"/{version}" if version else f"@{cfg.model.alias}"
+    model = mlflow.spark.load_model(f"models:/{cfg.model.registered_name}{reference}")
     features = read_table(spark, table_ref(cfg.lake, CUSTOMER_FEATURES))
     return model.transform(features).select("customer_id", F.col("segment_id").alias("cluster"))
 
