@@ -11,19 +11,15 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
+from bench_data import dataset_overrides, ensure_ingested
 from pyspark.sql import functions as F
 
 from jobs.build_features import run_features
-from jobs.generate_data import run_generate
-from jobs.ingest import run_ingest
 from segmentation.config import load_config
 from segmentation.features import build_customer_features, feature_levels
 from segmentation.io import read_table, table_ref
 from segmentation.spark import get_spark
-
-CACHE = Path(__file__).resolve().parent / ".cache"
 
 
 def main() -> None:
@@ -33,27 +29,9 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], dest="overrides")
     args = parser.parse_args()
 
-    root = CACHE / f"features-{args.customers}"
-    cfg = load_config(
-        None,
-        [
-            f"lake.root={root / 'lake'}",
-            f"generate.customers={args.customers}",
-            f"generate.transactions_path={root / 'raw' / 'transactions'}",
-            f"generate.customers_path={root / 'raw' / 'customers'}",
-            f"input.transactions.path={root / 'raw' / 'transactions'}",
-            f"input.customers.path={root / 'raw' / 'customers'}",
-            *args.overrides,
-        ],
-    )
+    cfg = load_config(None, [*dataset_overrides(args.customers), *args.overrides])
     spark = get_spark(cfg.spark)
-    ready = root / "_READY"
-    if not ready.exists():
-        started = time.perf_counter()
-        run_generate(cfg, spark)
-        run_ingest(cfg, spark)
-        ready.write_text("generated and ingested\n")
-        print(f"prepared dataset in {time.perf_counter() - started:.1f} s (cached in {root})")
+    ensure_ingested(cfg, spark, args.customers)
 
     transactions_ref = table_ref(cfg.lake, "transactions")
     rows = read_table(spark, transactions_ref).count()

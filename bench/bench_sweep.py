@@ -17,14 +17,13 @@ import time
 from pathlib import Path
 
 import mlflow
+from bench_data import dataset_overrides, ensure_ingested
 from mlflow import MlflowClient
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.build_features import run_features
-from jobs.generate_data import run_generate
-from jobs.ingest import run_ingest
 from jobs.train import run_train
 from segmentation import tracking
 from segmentation.config import ALGORITHMS, Config, load_config
@@ -35,8 +34,6 @@ from segmentation.models import PREDICTION, SCALED, Preprocessing, build_pipelin
 from segmentation.spark import get_spark
 from segmentation.sweep import FitResult, GridPoint, grid_points, select_champion
 
-CACHE = Path(__file__).resolve().parent / ".cache"
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -46,16 +43,10 @@ def main() -> None:
     parser.add_argument("--prepare-only", action="store_true", help="build the cached dataset and stop")
     args = parser.parse_args()
 
-    root = CACHE / f"features-{args.customers}"
     k_values = list(range(2, args.k_max + 1))
     mlflow_root = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
     overrides = [
-        f"lake.root={root / 'lake'}",
-        f"generate.customers={args.customers}",
-        f"generate.transactions_path={root / 'raw' / 'transactions'}",
-        f"generate.customers_path={root / 'raw' / 'customers'}",
-        f"input.transactions.path={root / 'raw' / 'transactions'}",
-        f"input.customers.path={root / 'raw' / 'customers'}",
+        *dataset_overrides(args.customers),
         *[f"sweep.grid.{algorithm}.k={k_values}" for algorithm in ALGORITHMS],
         *args.overrides,
     ]
@@ -73,14 +64,9 @@ def main() -> None:
 
     cfg = configured("sweep")
     spark = get_spark(cfg.spark)
+    ensure_ingested(cfg, spark, args.customers)
     if not table_exists(spark, table_ref(cfg.lake, CUSTOMER_FEATURES)):
-        started = time.perf_counter()
-        if not (root / "_READY").exists():
-            run_generate(cfg, spark)
-            run_ingest(cfg, spark)
-            (root / "_READY").write_text("generated and ingested\n")
         run_features(cfg, spark)
-        print(f"prepared dataset in {time.perf_counter() - started:.1f} s (cached in {root})")
     if args.prepare_only:
         return
 

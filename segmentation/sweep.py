@@ -36,9 +36,9 @@ from pyspark.sql import functions as F
 from segmentation.config import ALGORITHMS, Algorithm, SelectionConfig
 from segmentation.errors import InputError
 from segmentation.evaluation import ClusterMetrics, adjusted_rand_index, cluster_metrics, hash_sample
+from segmentation.features import CUSTOMER_ID
 from segmentation.models import PREDICTION, PROBABILITY, SCALED, build_estimator
 
-CUSTOMER_ID = "customer_id"
 MIXTURE_REGULARIZATION = 1e-6  # added variance per dimension, as scikit-learn's reg_covar default
 
 
