@@ -243,7 +243,10 @@ def _log_champion_plots(run_id, scored, columns, name, projection_rows, seed) ->
     tracking.log_figure(
         run_id,
         plots.profile_heatmap(
-            segment_ids, centroids - population_mean, columns, f"segment profiles (z-scores): {name}"
+            [f"segment {segment}" for segment in segment_ids],
+            centroids - population_mean,
+            columns,
+            f"segment profiles (z-scores): {name}",
         ),
         "plots/champion_profile_heatmap.png",
     )

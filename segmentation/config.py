@@ -249,6 +249,35 @@ class SelectionConfig:
 
 
 @dataclass(frozen=True)
+class AssignConfig:
+    """Which registered model scores (`model_version` or `run_id` instead of the alias) and how
+    the segments it finds are matched to the previous assignment and explained."""
+
+    model_version: Optional[str] = None
+    run_id: Optional[str] = None
+    min_match_jaccard: float = 0.5
+    rules_max_depth: int = 3
+    rules_max_rows: int = 200_000
+    median_accuracy: int = 1_000
+
+    def __post_init__(self) -> None:
+        if self.model_version is not None and self.run_id is not None:
+            raise ConfigError("config keys 'assign.model_version' and 'assign.run_id' exclude each other")
+        if not 0 < self.min_match_jaccard <= 1:
+            raise ConfigError(
+                f"config key 'assign.min_match_jaccard' must be in (0, 1], got {self.min_match_jaccard}"
+            )
+        for name in ("rules_max_depth", "rules_max_rows", "median_accuracy"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"config key 'assign.{name}' must be at least 1, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    output_dir: str = "reports"
+
+
+@dataclass(frozen=True)
 class Config:
     input: InputConfig = _REQUIRED
     features: FeaturesConfig = _REQUIRED
@@ -260,6 +289,8 @@ class Config:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
+    assign: AssignConfig = field(default_factory=AssignConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(dataclasses.asdict(self))

@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from segmentation.config import LakeConfig
 from segmentation.errors import InputError
@@ -80,6 +81,30 @@ def last_commit(spark: SparkSession, ref: TableRef) -> dict[str, Any]:
     }
 
 
+def table_history(spark: SparkSession, ref: TableRef) -> list[dict[str, Any]]:
+    """Every commit, oldest first: version, timestamp, operation, metrics and userMetadata
+    (one row per commit, never per data row)."""
+    if not table_exists(spark, ref):
+        return []
+    rows = (
+        _delta_table(spark, ref)
+        .history()
+        .select("version", "timestamp", "operation", "operationMetrics", "userMetadata")
+        .orderBy("version")
+        .collect()
+    )
+    return [
+        {
+            "version": row["version"],
+            "timestamp": row["timestamp"],
+            "operation": row["operation"],
+            "metrics": dict(row["operationMetrics"] or {}),
+            "user_metadata": json.loads(row["userMetadata"]) if row["userMetadata"] else {},
+        }
+        for row in rows
+    ]
+
+
 def read_table(spark: SparkSession, ref: TableRef, version: Optional[int] = None) -> DataFrame:
     if not table_exists(spark, ref):
         raise InputError(f"table {ref.label} does not exist at {ref}; run the stage that writes it")
@@ -116,6 +141,64 @@ def write_table(
         writer.save(ref.path)
     else:
         writer.saveAsTable(ref.name)
+
+
+def merge_scd2(
+    spark: SparkSession,
+    ref: TableRef,
+    current: DataFrame,
+    key: str,
+    tracked: list[str],
+    valid_from: Any,
+    user_metadata: dict[str, Any],
+) -> None:
+    """Slowly changing dimension type 2 in one `MERGE`: `current` holds one row per key as of
+    `valid_from`. A key whose tracked columns changed has its current row closed
+    (`valid_to`, `is_current = false`) and a new current row opened; a new key gets a current
+    row; a key missing from `current` has its current row closed; an unchanged key is untouched.
+    """
+    opening = {
+        "valid_from": F.lit(valid_from),
+        "valid_to": F.lit(None).cast("date"),
+        "is_current": F.lit(True),
+    }
+    if not table_exists(spark, ref):
+        write_table(current.withColumns(opening), ref, user_metadata)
+        return
+    target = _delta_table(spark, ref)
+    unchanged = " AND ".join(f"t.`{c}` <=> s.`{c}`" for c in tracked)
+    changed = (
+        current.alias("s")
+        .join(target.toDF().filter(F.col("is_current")).alias("t"), F.col(f"s.{key}") == F.col(f"t.{key}"))
+        .filter(~F.expr(unchanged))
+        .select("s.*")
+    )
+    # Changed keys appear twice: keyed, to close their current row, and with a null merge key,
+    # which matches nothing and so inserts their new current row.
+    staged = current.withColumn("_merge_key", F.col(key)).unionByName(
+        changed.withColumn("_merge_key", F.lit(None).cast(current.schema[key].dataType))
+    )
+    closed = {"valid_to": F.lit(valid_from), "is_current": F.lit(False)}
+    with _commit_metadata(spark, user_metadata):
+        (
+            target.alias("t")
+            .merge(staged.alias("s"), f"t.`{key}` = s._merge_key AND t.is_current")
+            .whenMatchedUpdate(condition=f"NOT ({unchanged})", set=closed)
+            .whenNotMatchedInsert(values={c: F.col(f"s.`{c}`") for c in current.columns} | opening)
+            .whenNotMatchedBySourceUpdate(condition="t.is_current", set=closed)
+            .execute()
+        )
+
+
+@contextlib.contextmanager
+def _commit_metadata(spark: SparkSession, user_metadata: dict[str, Any]) -> Iterator[None]:
+    """`userMetadata` for commits made through the DeltaTable API, which has no writer option."""
+    key = "spark.databricks.delta.commitInfo.userMetadata"
+    spark.conf.set(key, json.dumps(user_metadata, sort_keys=True, default=str))
+    try:
+        yield
+    finally:
+        spark.conf.unset(key)
 
 
 @contextlib.contextmanager
@@ -184,3 +267,51 @@ def write_source(df: DataFrame, path: str, fmt: str) -> None:
         writer.parquet(location)
     else:
         writer.format("delta").saveAsTable(path)
+
+
+def read_assignments(
+    spark: SparkSession,
+    lake: LakeConfig,
+    assignment_id: Optional[str] = None,
+    version: Optional[int] = None,
+) -> tuple[str, DataFrame]:
+    """One assignment from gold `segment_assignments`, and its id.
+
+    By `assignment_id`; by Delta `version` (time travel: the assignment that commit wrote, or
+    with an id too, that assignment as the table held it then); with neither, the assignment
+    most recently written. Raises `InputError` naming what is not there.
+    """
+    # Imported here: the gold schema lives with the assignment transforms.
+    from segmentation.assign import ASSIGNMENT_ID, SEGMENT_ASSIGNMENTS
+
+    ref = table_ref(lake, SEGMENT_ASSIGNMENTS)
+    commits = table_history(spark, ref)
+    if not commits:
+        raise InputError(f"table {SEGMENT_ASSIGNMENTS} does not exist at {ref}; run `segment assign` first")
+    versions = [c["version"] for c in commits]
+    if version is not None and version not in versions:
+        raise InputError(
+            f"table {SEGMENT_ASSIGNMENTS} has no version {version}; versions {versions[0]}..{versions[-1]}"
+        )
+    table = read_table(spark, ref, version)
+    if assignment_id is None:
+        written = [
+            c["user_metadata"][ASSIGNMENT_ID]
+            for c in commits
+            if ASSIGNMENT_ID in c["user_metadata"] and (version is None or c["version"] <= version)
+        ]
+        # At a version: the latest assignment written up to that commit. Without one: the
+        # newest still in the table (a failed run's assignment was rolled back).
+        candidates = written[-1:] if version is not None else list(reversed(written))
+        assignment_id = next(
+            (c for c in candidates if table.filter(F.col(ASSIGNMENT_ID) == F.lit(c)).limit(1).count()),
+            None,
+        )
+        if assignment_id is None:
+            at = f" at version {version}" if version is not None else ""
+            raise InputError(f"table {SEGMENT_ASSIGNMENTS}{at}: no assignment was written by that commit")
+    rows = table.filter(F.col(ASSIGNMENT_ID) == F.lit(assignment_id))
+    if not rows.limit(1).count():
+        at = f" at version {version}" if version is not None else ""
+        raise InputError(f"table {SEGMENT_ASSIGNMENTS}{at} has no assignment_id {assignment_id!r}")
+    return assignment_id, rows

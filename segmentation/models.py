@@ -28,6 +28,7 @@ PREDICTION = "segment_id"
 PROBABILITY = "segment_probabilities"
 PYFUNC_OUTPUT = "prediction"  # the column MLflow's pyfunc flavour of a Spark model returns
 _QUANTILE_ERROR = 0.001
+_CLEAN_PREFIX = "_clean_"
 
 
 @dataclass(frozen=True)
@@ -155,4 +156,12 @@ def _clean_statement(
 
 
 def clean_name(column: str) -> str:
-    return f"_clean_{column}"
+    return f"{_CLEAN_PREFIX}{column}"
+
+
+def feature_columns_of(model: PipelineModel) -> list[str]:
+    """The raw feature columns a fitted scoring model reads, from its assembler stage."""
+    for stage in model.stages:
+        if isinstance(stage, VectorAssembler) and stage.getOutputCol() == ASSEMBLED:
+            return [column.removeprefix(_CLEAN_PREFIX) for column in stage.getInputCols()]
+    raise InputError("the model has no feature assembler stage; it was not built by this project")

@@ -43,11 +43,13 @@ def metrics_against_k(leaderboard: list[dict[str, Any]]) -> Figure:
     return figure
 
 
-def segment_sizes(segment_ids: list[int], sizes: np.ndarray, title: str) -> Figure:
-    figure = Figure(figsize=(8, 4), layout="constrained")
+def segment_sizes(labels: list[Any], sizes: np.ndarray, title: str) -> Figure:
+    figure = Figure(figsize=(max(8, 1.1 * len(labels)), 4.5), layout="constrained")
     axis = figure.subplots()
     shares = sizes / sizes.sum()
-    bars = axis.bar([str(segment) for segment in segment_ids], sizes)
+    bars = axis.bar([str(label) for label in labels], sizes)
+    if any(len(str(label)) > 4 for label in labels):
+        axis.tick_params(axis="x", labelrotation=30)
     for bar, share in zip(bars, shares, strict=True):
         axis.annotate(
             f"{share:.1%}", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom"
@@ -59,16 +61,16 @@ def segment_sizes(segment_ids: list[int], sizes: np.ndarray, title: str) -> Figu
 
 
 def profile_heatmap(
-    segment_ids: list[int], centroids: np.ndarray, feature_columns: list[str], title: str
+    labels: list[str], centroids: np.ndarray, feature_columns: list[str], title: str
 ) -> Figure:
-    """Segment centroids in the clustering space (z-scores of the preprocessed features)."""
-    size = (1.2 * len(feature_columns) + 3, 0.5 * len(segment_ids) + 2.5)
+    """One row per segment, one column per feature, cells coloured by z-score."""
+    size = (1.2 * len(feature_columns) + 3, 0.5 * len(labels) + 2.5)
     figure = Figure(figsize=size, layout="constrained")
     axis = figure.subplots()
     limit = max(float(np.abs(centroids).max()), 1e-9)
     image = axis.imshow(centroids, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
     axis.set_xticks(range(len(feature_columns)), feature_columns, rotation=30, ha="right")
-    axis.set_yticks(range(len(segment_ids)), [f"segment {segment}" for segment in segment_ids])
+    axis.set_yticks(range(len(labels)), labels)
     for (row, column), value in np.ndenumerate(centroids):
         axis.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=8)
     figure.colorbar(image, ax=axis, label="z-score")

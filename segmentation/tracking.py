@@ -22,12 +22,15 @@ import mlflow
 import pandas as pd
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 
-from segmentation.config import MlflowConfig, ModelConfig
+from segmentation.assign import ModelIdentity
+from segmentation.config import AssignConfig, MlflowConfig, ModelConfig
+from segmentation.errors import InputError
 from segmentation.sweep import FitResult
 
 _MAX_PARAM_LENGTH = 6000
@@ -184,3 +187,38 @@ def crown(model: ModelConfig, version: str, description: str, tags: dict[str, st
     client.update_model_version(model.registered_name, version, description=description)
     for key, value in tags.items():
         client.set_model_version_tag(model.registered_name, version, key, value)
+
+
+def load_model(model: ModelConfig, choice: AssignConfig) -> tuple[PipelineModel, ModelIdentity]:
+    """The scoring model by run id, by registered version, or (default) by alias."""
+    client = MlflowClient()
+    name = model.registered_name
+    try:
+        if choice.run_id:
+            registered = [
+                v for v in client.search_model_versions(f"run_id = '{choice.run_id}'") if v.name == name
+            ]
+            version = str(max(int(v.version) for v in registered)) if registered else None
+            identity = ModelIdentity(name, version, choice.run_id)
+            uri = f"runs:/{choice.run_id}/model"
+        else:
+            found = (
+                client.get_model_version(name, choice.model_version)
+                if choice.model_version
+                else client.get_model_version_by_alias(name, model.alias)
+            )
+            identity = ModelIdentity(name, str(found.version), found.run_id)
+            uri = f"models:/{name}/{found.version}"
+        return mlflow.spark.load_model(uri), identity
+    except MlflowException as exc:
+        wanted = (
+            f"run {choice.run_id}"
+            if choice.run_id
+            else f"version {choice.model_version}"
+            if choice.model_version
+            else f"alias '{model.alias}'"
+        )
+        raise InputError(
+            f"registered model {name}: cannot load {wanted} ({exc.message.splitlines()[0]}); "
+            "run `segment train` first or pick an existing version"
+        ) from exc

@@ -32,6 +32,10 @@ def test_generate_ingest_features_end_to_end(spark, make_config, tmp_path, capsy
     assert "customer features as of 2025-12-31" in printed
     assert "champion: kmeans k=" in printed and "alias 'champion'" in printed
     assert str(tmp_path / "lake" / "customer_features") in printed
+    # The pipeline ends with the segment table and where to look next.
+    tail = printed[printed.index("segments of assignment 2025-12-31_customer-segmentation_v1") :]
+    assert "customers" in tail and "revenue" in tail
+    assert f"report: {tmp_path / 'reports'}" in tail and "mlflow ui:" in tail
 
     features_path = tmp_path / "lake" / "customer_features"
     features = read_table(spark, table_ref(cfg.lake, "customer_features"))
@@ -58,6 +62,21 @@ def test_generate_ingest_features_end_to_end(spark, make_config, tmp_path, capsy
     }
     assert slices[dt.date(2025, 12, 31)] == customers_with_features
     assert 0 < slices[dt.date(2025, 6, 30)] < customers_with_features
+
+    # An assignment of the earlier date, then the read-back commands.
+    capsys.readouterr()
+    segment("assign", *sets, "--as-of-date", "2025-06-30", "--model-version", "1")
+    segment("history", *sets)
+    segment("show", *sets, "--version", "0")
+    segment("diff", *sets)
+    segment("report", *sets, "--assignment-id", "2025-06-30_customer-segmentation_v1")
+    printed = capsys.readouterr().out
+    assert "segment_membership: unchanged" in printed
+    history = [line.split()[0] for line in printed[printed.index("delta version") :].splitlines()[1:3]]
+    assert history == ["0", "1"]
+    assert "assignment 2025-12-31_customer-segmentation_v1 at Delta version 0" in printed
+    assert "migration 2025-12-31_customer-segmentation_v1 -> 2025-06-30_customer-segmentation_v1" in printed
+    assert (tmp_path / "reports" / "2025-06-30_customer-segmentation_v1.html").is_file()
 
     transactions = DeltaRsTable(str(tmp_path / "lake" / "transactions")).to_pyarrow_table()
     rejected = read_table(spark, table_ref(cfg.lake, "transactions_rejected"))
@@ -101,6 +120,7 @@ def _path_overrides(tmp_path: Path) -> list[str]:
         f"mlflow.artifact_location={tmp_path / 'mlruns'}",
         "sweep.algorithms=[kmeans]",
         "sweep.grid.kmeans.k=[4, 5, 6, 7]",
+        f"report.output_dir={tmp_path / 'reports'}",
         "spark.master=local[2]",
         "spark.driver_memory=1g",
     ]

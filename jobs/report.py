@@ -1,0 +1,88 @@
+"""`segment report`: the static HTML report of one assignment (default: the latest), written
+to `report.output_dir` and logged to the MLflow run of the model that scored it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import mlflow
+from mlflow import MlflowClient
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from jobs.common import stage_main
+from jobs.history import summarize_migration
+from segmentation import tracking
+from segmentation.assign import ASSIGNMENT_ID, SEGMENT_PROFILES
+from segmentation.config import Config
+from segmentation.io import read_assignments, read_table, resolve_path, table_ref
+from segmentation.report import render_report, segment_table
+
+REPORT_ARTIFACT_DIR = "reports"
+
+
+def run_report(cfg: Config, spark: SparkSession, assignment_id: Optional[str] = None) -> str:
+    assignment_id, _ = read_assignments(spark, cfg.lake, assignment_id)
+    all_profiles = read_table(spark, table_ref(cfg.lake, SEGMENT_PROFILES))
+    rows = all_profiles.filter(F.col(ASSIGNMENT_ID) == F.lit(assignment_id)).orderBy("segment_id").collect()
+    first = rows[0]
+    previous = (
+        all_profiles.filter(F.col("assigned_at") < F.lit(first.assigned_at))
+        .groupBy(ASSIGNMENT_ID)
+        .agg(F.max("assigned_at").alias("assigned_at"))
+        .orderBy(F.desc("assigned_at"), F.desc(ASSIGNMENT_ID))
+        .first()
+    )
+    summary = None
+    if previous is not None:
+        _, before = read_assignments(spark, cfg.lake, previous[ASSIGNMENT_ID])
+        _, after = read_assignments(spark, cfg.lake, assignment_id)
+        summary, _ = summarize_migration(spark, before, after)
+    meta = {
+        "assignment_id": assignment_id,
+        "model": f"{first.model_name} version {first.model_version}",
+        "algorithm": first.algorithm,
+        "segments": len(rows),
+        "customers": f"{sum(r.customers for r in rows):,}",
+        "features as of": first.features_as_of_date,
+        "features table version": first.features_table_version,
+        "assigned at (UTC)": first.assigned_at,
+        "MLflow run": first.mlflow_run_id,
+    }
+    page = render_report(
+        meta, [r.asDict(recursive=True) for r in rows], summary, previous[ASSIGNMENT_ID] if previous else None
+    )
+    path = Path(resolve_path(cfg.report.output_dir)) / f"{assignment_id}.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page)
+
+    tracking.configure(cfg.mlflow)
+    client = MlflowClient()
+    client.log_artifact(first.mlflow_run_id, str(path), REPORT_ARTIFACT_DIR)
+    experiment_id = client.get_run(first.mlflow_run_id).info.experiment_id
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith(("sqlite:", "file:")) or "://" not in uri:
+        ui = (
+            f"mlflow ui: make mlflow-ui (or .venv/bin/mlflow ui --backend-store-uri {uri}), then "
+            f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{first.mlflow_run_id}"
+        )
+    else:
+        ui = f"mlflow: experiment {experiment_id}, run {first.mlflow_run_id} at {uri}"
+    return "\n".join(
+        [
+            f"segments of assignment {assignment_id} ({meta['model']}, {first.algorithm}):",
+            *segment_table(rows, matched=previous is not None),
+            f"report: {path} (logged to MLflow run {first.mlflow_run_id} under {REPORT_ARTIFACT_DIR}/)",
+            ui,
+            f"open the report: xdg-open {path}   (or file://{path})",
+        ]
+    )
+
+
+def main() -> None:
+    stage_main(run_report, "Write the HTML report of an assignment and log it to MLflow.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""`segment assign`, `report`, `history`, `show` and `diff` on generated customers, with two
+registered model versions that find the same partition under different cluster numbers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+
+import pytest
+from conftest import config_under
+from deltalake import DeltaTable as DeltaRsTable
+from mlflow import MlflowClient
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+import jobs.assign
+from jobs.assign import run_assign
+from jobs.build_features import run_features
+from jobs.generate_data import run_generate
+from jobs.history import run_diff, run_history, run_show
+from jobs.ingest import run_ingest
+from jobs.report import run_report
+from jobs.train import run_train
+from segmentation import tracking
+from segmentation.assign import CLUSTER, SEGMENT_ASSIGNMENTS, SEGMENT_MEMBERSHIP, SEGMENT_PROFILES
+from segmentation.errors import InputError
+from segmentation.io import read_assignments, read_table, table_history, table_ref, table_version
+
+CUSTOMERS = 2000
+GOLD = (SEGMENT_ASSIGNMENTS, SEGMENT_PROFILES, SEGMENT_MEMBERSHIP)
+# Seeds 42 and 43 find the same six segments on this data with every cluster renumbered
+# (checked in test_identity_is_kept_when_the_same_customers_are_segmented_again).
+MODEL_SETTINGS = ("sweep.algorithms=[kmeans]", "sweep.grid.kmeans.k=[6]", "sweep.restarts=1")
+V1, V2 = "2025-12-31_customer-segmentation_v1", "2025-12-31_customer-segmentation_v2"
+
+
+@pytest.fixture(scope="module")
+def trained(spark, tmp_path_factory):
+    """Features as of the default date and two registered model versions (seeds 42 and 43)."""
+    root = tmp_path_factory.mktemp("assign")
+    cfg = config_under(root, f"generate.customers={CUSTOMERS}", *MODEL_SETTINGS)
+    for stage in (run_generate, run_ingest, run_features):
+        stage(cfg, spark)
+    run_train(cfg, spark)
+    run_train(config_under(root, *MODEL_SETTINGS, "sweep.seed=43"), spark)
+    # The second training moved the alias; the tests assign version 1 by alias, 2 by number.
+    MlflowClient().set_registered_model_alias(cfg.model.registered_name, cfg.model.alias, "1")
+    return root
+
+
+@pytest.fixture
+def make_gold_config(trained, tmp_path):
+    """A private copy of the trained lake (the MLflow store is shared) and a config on it."""
+    shutil.copytree(trained / "lake", tmp_path / "lake")
+
+    def make(*overrides):
+        return config_under(
+            trained, f"lake.root={tmp_path / 'lake'}", f"report.output_dir={tmp_path / 'reports'}", *overrides
+        )
+
+    return make
+
+
+def gold_state(spark, cfg):
+    """Version and sorted content of each gold table that exists."""
+    state = {}
+    for table in GOLD:
+        ref = table_ref(cfg.lake, table)
+        version = table_version(spark, ref)
+        if version is not None:
+            state[table] = (version, sorted(map(str, read_table(spark, ref).collect())))
+    return state
+
+
+def test_assign_writes_every_customer_once_and_reassigning_replaces_the_slice(spark, make_gold_config):
+    cfg = make_gold_config()
+    printed = run_assign(cfg, spark)
+    assert f"assignment {V1}: {CUSTOMERS:,} customers scored by customer-segmentation version 1" in printed
+    assert "rules fidelity" in printed
+
+    assignments_ref = table_ref(cfg.lake, SEGMENT_ASSIGNMENTS)
+    first = read_table(spark, assignments_ref)
+    assert first.count() == CUSTOMERS == first.select("customer_id").distinct().count()
+    first_rows = first.collect()  # a snapshot: `first` reads the latest version
+    row = first_rows[0]
+    assert (row.model_name, row.model_version, row.algorithm, row.k) == (
+        "customer-segmentation",
+        "1",
+        "kmeans",
+        6,
+    )
+    assert row.features_as_of_date == dt.date(2025, 12, 31) and row.features_table_version == 0
+    assert (
+        first.filter((F.col("segment_probability") < 0.5) | (F.col("segment_probability") > 1)).count() == 0
+    )
+
+    printed_again = run_assign(cfg, spark)
+    assert "0 rows closed, 0 opened" in printed_again
+    again = read_table(spark, assignments_ref)
+    assert again.count() == CUSTOMERS
+    assert again.first().assigned_at >= row.assigned_at
+    snapshot = spark.createDataFrame(first_rows, first.schema)
+    assertDataFrameEqual(again.drop("assigned_at"), snapshot.drop("assigned_at"))
+    profiles = read_table(spark, table_ref(cfg.lake, SEGMENT_PROFILES))
+    assert profiles.count() == 6 and profiles.select("segment_name").distinct().count() == 6
+    assert profiles.agg(F.sum("customers")).first()[0] == CUSTOMERS
+
+    # Every commit of every gold table says what produced it.
+    for table in GOLD:
+        for commit in table_history(spark, table_ref(cfg.lake, table)):
+            metadata = commit["user_metadata"]
+            assert metadata["assignment_id"] == V1 and metadata["model_version"] == "1"
+            assert metadata["as_of_date"] == "2025-12-31" and len(metadata["mlflow_run_id"]) == 32
+
+    # Time travel: the first version reads back as it was written.
+    assignment_id, at_version_0 = read_assignments(spark, cfg.lake, version=0)
+    assert assignment_id == V1
+    assertDataFrameEqual(at_version_0, first_rows)
+    assert "at Delta version 0" in run_show(cfg, spark, version=0)
+    with pytest.raises(InputError, match="segment_assignments has no version 7"):
+        read_assignments(spark, cfg.lake, version=7)
+    with pytest.raises(InputError, match="no assignment_id 'nope'"):
+        read_assignments(spark, cfg.lake, assignment_id="nope")
+    assert [line.split()[0] for line in run_history(cfg, spark).splitlines()[1:]] == ["0", "1"]
+
+
+def test_identity_is_kept_when_the_same_customers_are_segmented_again(spark, make_gold_config):
+    cfg = make_gold_config()
+    run_assign(cfg, spark)
+    printed = run_assign(make_gold_config("assign.model_version=2"), spark)
+    assert printed.count("kept (1.00)") == 6
+
+    first = read_assignments(spark, cfg.lake, V1)[1].alias("a")
+    second = read_assignments(spark, cfg.lake, V2)[1].alias("b")
+    pairs = first.join(second, "customer_id")
+    assert pairs.count() == CUSTOMERS
+    # The models number their clusters differently for every customer ...
+    assert pairs.filter(F.col(f"a.{CLUSTER}") == F.col(f"b.{CLUSTER}")).count() == 0
+    # ... yet every customer keeps segment id and name.
+    assert pairs.filter(F.col("a.segment_id") != F.col("b.segment_id")).count() == 0
+    assert pairs.filter(F.col("a.segment_name") != F.col("b.segment_name")).count() == 0
+
+    membership = read_table(spark, table_ref(cfg.lake, SEGMENT_MEMBERSHIP))
+    assert membership.count() == CUSTOMERS and membership.filter("is_current").count() == CUSTOMERS
+
+    diff = run_diff(cfg, spark, V1, V2)
+    assert "customers new: 0; gone: 0" in diff and diff.count("100%") == 12  # 6 cells and 6 retentions
+
+
+def test_delta_rs_reads_the_same_gold_rows_as_spark(spark, make_gold_config):
+    cfg = make_gold_config()
+    run_assign(cfg, spark)
+    run_assign(make_gold_config("assign.model_version=2"), spark)
+    for table, key in (
+        (SEGMENT_ASSIGNMENTS, "customer_id"),
+        (SEGMENT_PROFILES, "segment_id"),
+        (SEGMENT_MEMBERSHIP, "customer_id"),
+    ):
+        ref = table_ref(cfg.lake, table)
+        by_spark = [row.asDict(recursive=True) for row in read_table(spark, ref).collect()]
+        by_delta_rs = DeltaRsTable(ref.path).to_pyarrow_table().to_pylist()
+        assert sorted(map(_naive, by_delta_rs), key=_order(key)) == sorted(by_spark, key=_order(key)), table
+    assert DeltaRsTable(table_ref(cfg.lake, SEGMENT_ASSIGNMENTS).path).metadata().partition_columns == [
+        "assignment_id"
+    ]
+
+
+def _order(key: str):
+    return lambda row: (str(row.get("assignment_id")), row[key], str(row.get("valid_from")))
+
+
+def _naive(row: dict) -> dict:
+    """delta-rs returns timestamps in UTC with a zone; Spark (session zone UTC) without."""
+    return {k: v.replace(tzinfo=None) if isinstance(v, dt.datetime) else v for k, v in row.items()}
+
+
+def test_a_failure_mid_write_leaves_every_gold_table_as_it_was(spark, make_gold_config, monkeypatch):
+    cfg = make_gold_config()
+    run_assign(cfg, spark)
+    before = gold_state(spark, cfg)
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("injected failure after assignments and profiles were written")
+
+    monkeypatch.setattr(jobs.assign, "merge_scd2", fail)
+    with pytest.raises(RuntimeError, match="injected failure"):
+        run_assign(make_gold_config("assign.model_version=2"), spark)
+    after = gold_state(spark, cfg)
+    assert {table: content for table, (_, content) in after.items()} == {
+        table: content for table, (_, content) in before.items()
+    }
+    assert after[SEGMENT_ASSIGNMENTS][0] > before[SEGMENT_ASSIGNMENTS][0]  # the restore is on record
+    assert read_assignments(spark, cfg.lake)[0] == V1
+
+
+def test_report_is_written_and_logged_to_the_model_run(spark, make_gold_config, tmp_path):
+    cfg = make_gold_config()
+    run_assign(cfg, spark)
+    run_assign(make_gold_config("assign.model_version=2"), spark)
+    printed = run_report(cfg, spark)
+    path = tmp_path / "reports" / f"{V2}.html"
+    assert f"report: {path}" in printed and "mlflow ui:" in printed
+    page = path.read_text()
+    profiles = read_table(spark, table_ref(cfg.lake, SEGMENT_PROFILES)).filter(F.col("assignment_id") == V2)
+    for profile in profiles.collect():
+        assert profile.segment_name in page and profile.rule.replace(">", "&gt;").replace("<", "&lt;") in page
+    assert f"From {V1}: 0 customers new, 0 gone" in page
+    assert page.count("data:image/png;base64,") == 2
+
+    tracking.configure(cfg.mlflow)
+    run_id = profiles.first().mlflow_run_id
+    assert [a.path for a in MlflowClient().list_artifacts(run_id, "reports")] == [f"reports/{V2}.html"]
+
+
+def test_a_backfill_leaves_current_membership_alone(spark, make_gold_config):
+    cfg = make_gold_config()
+    run_assign(cfg, spark)
+    run_features(make_gold_config("features.as_of_date=2025-06-30"), spark)
+    printed = run_assign(make_gold_config("features.as_of_date=2025-06-30"), spark)
+    assert "segment_membership: unchanged, it is already current as of 2025-12-31" in printed
+    assert read_assignments(spark, cfg.lake, "2025-06-30_customer-segmentation_v1")[1].count() > 0
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("assign.model_version=99", "registered model customer-segmentation: cannot load version 99"),
+        ("model.alias=nobody", "cannot load alias 'nobody'"),
+        ("features.as_of_date=2020-01-01", "no rows with as_of_date 2020-01-01"),
+    ],
+)
+def test_bad_model_choice_or_date_is_a_clear_error(spark, make_gold_config, override, message):
+    cfg = make_gold_config(override)
+    before = gold_state(spark, cfg)
+    with pytest.raises(InputError, match=message):
+        run_assign(cfg, spark)
+    assert gold_state(spark, cfg) == before
