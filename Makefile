@@ -48,4 +48,4 @@ mlflow-ui: setup
 	$(BIN)/mlflow ui --host 127.0.0.1 --port $(MLFLOW_PORT) --backend-store-uri sqlite:///mlflow.db
 
 clean:
-	rm -rf lake data mlflow.db mlruns spark-warehouse metastore_db derby.log .pytest_cache .ruff_cache build *.egg-info
+	rm -rf lake data reports mlflow.db mlruns spark-warehouse metastore_db derby.log .pytest_cache .ruff_cache build *.egg-info

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pyspark.sql import SparkSession
@@ -68,3 +70,21 @@ def stage_main(stage: Callable[[Config, SparkSession], Any], description: str) -
     parser = argparse.ArgumentParser(description=description)
     add_config_arguments(parser)
     sys.exit(run_stage(stage, parser.parse_args()))
+
+
+class PhaseTimer:
+    """Wall-clock seconds per named phase of a stage, for the log and the benchmarks."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - started
+
+    def __str__(self) -> str:
+        return ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in self.seconds.items())

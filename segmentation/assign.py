@@ -41,6 +41,8 @@ CLUSTER = "model_cluster_id"
 CONFIDENCE = "segment_probability"
 DISTANCE = "distance_to_centroid"
 REVENUE = "monetary"
+_POINT = "_point"
+_DISTANCES = "_distances"
 
 _ALGORITHMS = {
     KMeansModel: "kmeans",
@@ -133,34 +135,35 @@ def score_customers(model: PipelineModel, features: DataFrame) -> DataFrame:
     centroid, 0.5 on the boundary with the next segment (1 when there is a single segment).
     """
     centers = cluster_centers(model)
-    scored = model.transform(features)
     point = vector_to_array(F.col(SCALED))
-    distances = F.array(*[_distance(point, center) for center in centers])
+    with_point = model.transform(features).withColumn(_POINT, point)
+    # Plain arithmetic on array elements, so Spark generates code for it; the vector is
+    # converted once per row.
+    distances = [
+        F.sqrt(sum((F.col(_POINT)[i] - F.lit(float(c))) ** 2 for i, c in enumerate(center)))
+        for center in centers
+    ]
+    with_distances = with_point.withColumn(_DISTANCES, F.array(*distances))
     cluster = F.col(PREDICTION)
-    own = F.element_at(distances, cluster + 1)
+    d = [F.col(_DISTANCES)[j] for j in range(len(centers))]
+    own = F.element_at(F.col(_DISTANCES), cluster + 1)
     if isinstance(clustering_stage(model), GaussianMixtureModel):
         confidence = F.array_max(vector_to_array(F.col(PROBABILITY)))
     elif len(centers) == 1:
         confidence = F.lit(1.0)
     else:
-        nearest_other = F.array_min(
-            F.transform(distances, lambda d, i: F.when(i == cluster, F.lit(math.inf)).otherwise(d))
+        nearest_other = F.least(
+            *[F.when(cluster == j, F.lit(math.inf)).otherwise(d[j]) for j in range(len(d))]
         )
         confidence = F.when(own + nearest_other > 0, nearest_other / (own + nearest_other)).otherwise(
             F.lit(0.5)
         )
-    return scored.select(
+    return with_distances.select(
         *[F.col(column) for column in features.columns],
         cluster.cast("int").alias(CLUSTER),
         confidence.alias(CONFIDENCE),
         own.alias(DISTANCE),
     )
-
-
-def _distance(point: Column, center: np.ndarray) -> Column:
-    center_values = F.array(*[F.lit(float(value)) for value in center])
-    squares = F.zip_with(point, center_values, lambda x, c: (x - c) * (x - c))
-    return F.sqrt(F.aggregate(squares, F.lit(0.0), lambda total, value: total + value))
 
 
 def numeric_features(features: DataFrame) -> list[str]:
@@ -177,27 +180,33 @@ def profile_clusters(
     scored: DataFrame,
     feature_columns: list[str],
     median_accuracy: int,
+    clusters: int,
     rule_prediction: Optional[str] = None,
+    median_sample: Optional[Column] = None,
 ) -> list[ClusterProfile]:
-    """Per cluster: customers, revenue (`monetary`), mean, median and population z-score of each
-    feature (z = (segment mean - population mean) / population standard deviation) and, with a
-    rule prediction column, the counts behind the rules' recall and precision. One pass."""
-    clusters = [row[0] for row in scored.select(CLUSTER).distinct().orderBy(CLUSTER).collect()]
+    """Per cluster with customers: customers, revenue (`monetary`), mean, median and population
+    z-score of each feature (z = (segment mean - population mean) / population standard
+    deviation) and, with a rule prediction column, the counts behind the rules' recall and
+    precision. One pass over `scored`; `clusters` is the model's number of clusters.
+
+    Medians are `percentile_approx`, the costly part, taken over the rows where
+    `median_sample` holds (default: all); means and counts always cover every row."""
     aggregates = [F.count(F.lit(1)).alias("_customers"), F.sum(F.col(REVENUE)).alias("_revenue")]
     for index, column in enumerate(feature_columns):
         value = F.col(column).cast("double")
+        sampled = value if median_sample is None else F.when(median_sample, value)
         aggregates += [
             F.count(value).alias(f"_n{index}"),
             F.sum(value).alias(f"_s{index}"),
             F.sum(value * value).alias(f"_q{index}"),
-            F.percentile_approx(value, 0.5, median_accuracy).alias(f"_m{index}"),
+            F.percentile_approx(sampled, 0.5, median_accuracy).alias(f"_m{index}"),
         ]
     if rule_prediction:
         predicted = F.col(rule_prediction)
         aggregates.append(F.sum(F.when(predicted == F.col(CLUSTER), 1).otherwise(0)).alias("_hits"))
         aggregates += [
             F.sum(F.when(predicted == F.lit(cluster), 1).otherwise(0)).alias(f"_p{cluster}")
-            for cluster in clusters
+            for cluster in range(clusters)
         ]
     rows = {row[CLUSTER]: row for row in scored.groupBy(CLUSTER).agg(*aggregates).collect()}
 
@@ -213,8 +222,7 @@ def profile_clusters(
         population[column] = (mean, math.sqrt(variance) if variance is not None else None)
 
     profiles = []
-    for cluster in clusters:
-        row = rows[cluster]
+    for cluster, row in sorted(rows.items()):
         stats = {}
         for index, column in enumerate(feature_columns):
             n = row[f"_n{index}"]
@@ -232,9 +240,9 @@ def profile_clusters(
                 revenue_share=revenue / total_revenue if total_revenue else 0.0,
                 features=stats,
                 rule_hits=row["_hits"] if rule_prediction else 0,
-                rule_predicted=(
-                    sum(other[f"_p{cluster}"] for other in rows.values()) if rule_prediction else 0
-                ),
+                rule_predicted=sum(other[f"_p{cluster}"] for other in rows.values())
+                if rule_prediction
+                else 0,
             )
         )
     return profiles

@@ -258,6 +258,7 @@ class AssignConfig:
     min_match_jaccard: float = 0.5
     rules_max_depth: int = 3
     rules_max_rows: int = 200_000
+    median_max_rows: int = 200_000
     median_accuracy: int = 1_000
 
     def __post_init__(self) -> None:
@@ -267,7 +268,7 @@ class AssignConfig:
             raise ConfigError(
                 f"config key 'assign.min_match_jaccard' must be in (0, 1], got {self.min_match_jaccard}"
             )
-        for name in ("rules_max_depth", "rules_max_rows", "median_accuracy"):
+        for name in ("rules_max_depth", "rules_max_rows", "median_max_rows", "median_accuracy"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"config key 'assign.{name}' must be at least 1, got {getattr(self, name)}")
 

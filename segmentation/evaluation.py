@@ -48,8 +48,15 @@ def hash_sample(df: DataFrame, key: str, fraction: float, seed: int) -> DataFram
     """
     if fraction >= 1.0:
         return df
+    return df.filter(in_hash_sample(key, fraction, seed))
+
+
+def in_hash_sample(key: str, fraction: float, seed: int) -> Column:
+    """True for the rows `hash_sample` keeps."""
+    if fraction >= 1.0:
+        return F.lit(True)
     bucket = F.pmod(F.xxhash64(F.lit(seed), F.col(key)), F.lit(1_000_000))
-    return df.filter(bucket < F.lit(int(fraction * 1_000_000)))
+    return bucket < F.lit(int(fraction * 1_000_000))
 
 
 def cluster_metrics(

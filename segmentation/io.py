@@ -156,6 +156,9 @@ def merge_scd2(
     `valid_from`. A key whose tracked columns changed has its current row closed
     (`valid_to`, `is_current = false`) and a new current row opened; a new key gets a current
     row; a key missing from `current` has its current row closed; an unchanged key is untouched.
+
+    The changes are found first (one outer join of `current` with the current rows), so the
+    `MERGE` source holds only changed, new and gone keys, not every key.
     """
     opening = {
         "valid_from": F.lit(valid_from),
@@ -166,26 +169,31 @@ def merge_scd2(
         write_table(current.withColumns(opening), ref, user_metadata)
         return
     target = _delta_table(spark, ref)
-    unchanged = " AND ".join(f"t.`{c}` <=> s.`{c}`" for c in tracked)
-    changed = (
-        current.alias("s")
-        .join(target.toDF().filter(F.col("is_current")).alias("t"), F.col(f"s.{key}") == F.col(f"t.{key}"))
-        .filter(~F.expr(unchanged))
-        .select("s.*")
+    now = current.withColumn("_in_new", F.lit(True)).alias("s")
+    before = (
+        target.toDF().filter(F.col("is_current")).select(key, *tracked).withColumn("_in_old", F.lit(True))
     )
-    # Changed keys appear twice: keyed, to close their current row, and with a null merge key,
-    # which matches nothing and so inserts their new current row.
-    staged = current.withColumn("_merge_key", F.col(key)).unionByName(
-        changed.withColumn("_merge_key", F.lit(None).cast(current.schema[key].dataType))
+    joined = now.join(before.alias("t"), key, "full_outer")
+    same = F.lit(True)
+    for column in tracked:
+        same = same & F.col(f"s.{column}").eqNullSafe(F.col(f"t.{column}"))
+    in_new, in_old = F.col("_in_new").isNotNull(), F.col("_in_old").isNotNull()
+    # Keyed rows close a current row (changed or gone); rows with a null merge key match
+    # nothing and so insert the new current row (changed or new).
+    to_close = joined.filter(in_old & ~(in_new & same)).select(
+        F.col(key).alias("_merge_key"),
+        *[F.lit(None).cast(current.schema[c].dataType).alias(c) for c in current.columns],
     )
-    closed = {"valid_to": F.lit(valid_from), "is_current": F.lit(False)}
+    to_open = joined.filter(in_new & ~(in_old & same)).select(
+        F.lit(None).cast(current.schema[key].dataType).alias("_merge_key"),
+        *[F.col(key) if c == key else F.col(f"s.{c}") for c in current.columns],
+    )
     with _commit_metadata(spark, user_metadata):
         (
             target.alias("t")
-            .merge(staged.alias("s"), f"t.`{key}` = s._merge_key AND t.is_current")
-            .whenMatchedUpdate(condition=f"NOT ({unchanged})", set=closed)
-            .whenNotMatchedInsert(values={c: F.col(f"s.`{c}`") for c in current.columns} | opening)
-            .whenNotMatchedBySourceUpdate(condition="t.is_current", set=closed)
+            .merge(to_close.unionByName(to_open).alias("u"), f"t.`{key}` = u._merge_key AND t.is_current")
+            .whenMatchedUpdate(set={"valid_to": F.lit(valid_from), "is_current": F.lit(False)})
+            .whenNotMatchedInsert(values={c: F.col(f"u.`{c}`") for c in current.columns} | opening)
             .execute()
         )
 

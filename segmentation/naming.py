@@ -71,7 +71,7 @@ def describe(profile: ClusterProfile) -> str:
     parts = [f"{profile.customer_share:.1%} of customers, {profile.revenue_share:.1%} of revenue"]
     facts = (
         ("recency_days", "last order {:.0f} days ago"),
-        ("frequency", "{:.0f} orders"),
+        ("frequency", "{:.0f} order(s)"),
         ("avg_order_value", "{:,.2f} per order"),
         ("tenure_days", "customer for {:.0f} days"),
     )

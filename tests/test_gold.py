@@ -67,7 +67,7 @@ def test_profiles_have_shares_means_medians_and_population_z_scores(spark):
         [("a", 0, 10.0, 1.0), ("b", 0, 30.0, 3.0), ("c", 1, 60.0, 5.0), ("d", 1, 100.0, None)],
         f"customer_id string, {CLUSTER} int, monetary double, frequency double",
     )
-    first, second = profile_clusters(scored, ["monetary", "frequency"], median_accuracy=10_000)
+    first, second = profile_clusters(scored, ["monetary", "frequency"], median_accuracy=10_000, clusters=2)
     assert (first.customers, first.customer_share, first.revenue_share) == (2, 0.5, 0.2)
     assert (second.revenue, second.revenue_share) == (160.0, 0.8)
     money = np.array([10.0, 30.0, 60.0, 100.0])
@@ -183,6 +183,7 @@ def test_rules_recover_a_planted_threshold_with_full_fidelity(spark):
         predict_rules(tree, scored.withColumn("monetary", F.lit(1.0)), columns),
         columns,
         100,
+        3,
         "_rule_cluster",
     )
     assert sum(p.rule_hits for p in profiles) == 100
