@@ -17,7 +17,12 @@ STAGES = (run_ingest, run_features, run_train, run_assign, run_report)
 
 
 def run_pipeline(cfg: Config, spark: SparkSession) -> str:
-    return "\n".join(stage(cfg, spark) for stage in STAGES)
+    """Every stage's output, then a closing summary: the champion, the segments (from the
+    report stage, which ends with the commands to open the MLflow UI and the report)."""
+    outputs = [stage(cfg, spark) for stage in STAGES]
+    trained = outputs[STAGES.index(run_train)]
+    champion = [line for line in trained.splitlines() if line.startswith(("champion:", "registered:"))]
+    return "\n".join([*outputs[:-1], "", "=" * 72, *champion, outputs[-1]])
 
 
 def main() -> None:

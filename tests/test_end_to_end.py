@@ -32,10 +32,13 @@ def test_generate_ingest_features_end_to_end(spark, make_config, tmp_path, capsy
     assert "customer features as of 2025-12-31" in printed
     assert "champion: kmeans k=" in printed and "alias 'champion'" in printed
     assert str(tmp_path / "lake" / "customer_features") in printed
-    # The pipeline ends with the segment table and where to look next.
-    tail = printed[printed.index("segments of assignment 2025-12-31_customer-segmentation_v1") :]
-    assert "customers" in tail and "revenue" in tail
-    assert f"report: {tmp_path / 'reports'}" in tail and "mlflow ui:" in tail
+    # The pipeline ends with the champion, the segment table and where to look next.
+    summary = printed[printed.rindex("=" * 72) :].splitlines()[1:]
+    assert summary[0].startswith("champion: kmeans k=") and summary[1].startswith("registered:")
+    assert summary[2].startswith("segments of assignment 2025-12-31_customer-segmentation_v1")
+    assert summary[3].split() == ["id", "segment", "customers", "share", "revenue"]
+    assert summary[-3].startswith(f"report: {tmp_path / 'reports'}")
+    assert summary[-2].startswith("mlflow ui:") and summary[-1].startswith("open the report:")
 
     features_path = tmp_path / "lake" / "customer_features"
     features = read_table(spark, table_ref(cfg.lake, "customer_features"))
