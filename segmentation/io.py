@@ -19,6 +19,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from segmentation.assign import ASSIGNMENT_ID, SEGMENT_ASSIGNMENTS
 from segmentation.config import LakeConfig
 from segmentation.errors import InputError
 
@@ -289,9 +290,6 @@ def read_assignments(
     with an id too, that assignment as the table held it then); with neither, the assignment
     most recently written. Raises `InputError` naming what is not there.
     """
-    # Imported here: the gold schema lives with the assignment transforms.
-    from segmentation.assign import ASSIGNMENT_ID, SEGMENT_ASSIGNMENTS
-
     ref = table_ref(lake, SEGMENT_ASSIGNMENTS)
     commits = table_history(spark, ref)
     if not commits:
