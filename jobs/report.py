@@ -23,7 +23,7 @@ REPORT_ARTIFACT_DIR = "reports"
 
 
 def run_report(cfg: Config, spark: SparkSession, assignment_id: Optional[str] = None) -> str:
-    assignment_id, _ = read_assignments(spark, cfg.lake, assignment_id)
+    assignment_id, assignments = read_assignments(spark, cfg.lake, assignment_id)
     all_profiles = read_table(spark, table_ref(cfg.lake, SEGMENT_PROFILES))
     rows = all_profiles.filter(F.col(ASSIGNMENT_ID) == F.lit(assignment_id)).orderBy("segment_id").collect()
     first = rows[0]
@@ -37,8 +37,7 @@ def run_report(cfg: Config, spark: SparkSession, assignment_id: Optional[str] = 
     summary = None
     if previous is not None:
         _, before = read_assignments(spark, cfg.lake, previous[ASSIGNMENT_ID])
-        _, after = read_assignments(spark, cfg.lake, assignment_id)
-        summary, _ = summarize_migration(spark, before, after)
+        summary, _ = summarize_migration(spark, before, assignments)
     meta = {
         "assignment_id": assignment_id,
         "model": f"{first.model_name} version {first.model_version}",
