@@ -1,6 +1,7 @@
 # Two commands for a newcomer: `make run` and `make test`. Each sets up what it needs first:
-# a .venv with the pinned packages and the Delta Lake jars fetched by Maven into the local
-# Maven repository, from where Spark loads them offline.
+# a .venv with the pinned packages, the Delta Lake jars fetched by Maven into the local
+# Maven repository (from where Spark loads them offline) and Debian's chromium for the
+# MLflow UI browser test.
 
 PYTHON      ?= python3
 VENV        := .venv
@@ -14,20 +15,26 @@ CONF        ?=
 SET         ?=
 ARGS        := $(foreach f,$(CONF),--conf $(f)) $(foreach s,$(SET),--set $(s)) --set spark.maven_repo=$(MAVEN_REPO)
 MLFLOW_PORT ?= 5000
+CHROMIUM    := /usr/bin/chromium
+SUDO        := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup run test lint format clean mlflow-ui
+.PHONY: setup run test lint format clean mlflow-ui cluster-demo wheel
 
-setup: $(VENV)/.installed $(DELTA_JARS)
+setup: $(VENV)/.installed $(DELTA_JARS) $(CHROMIUM)
 
 $(VENV)/.installed: setup.py constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[spark,dev]'
 	touch $@
 
 $(MAVEN_REPO)/io/delta/%.jar:
 	mvn --batch-mode --quiet -Dmaven.repo.local=$(MAVEN_REPO) dependency:get \
 	    -Dartifact=io.delta:$(word 1,$(subst /, ,$*)):$(DELTA_VERSION) -Dtransitive=false
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium
 
 run: setup
 	$(SEGMENT) generate $(ARGS)
@@ -35,6 +42,17 @@ run: setup
 
 test: setup
 	$(BIN)/pytest -q tests
+
+# The pipeline under spark-submit on a standalone master and two workers on 127.0.0.1
+# (deploy/standalone_cluster.py); everything it writes goes under ./cluster-demo.
+cluster-demo: setup
+	$(BIN)/python deploy/standalone_cluster.py --root $(CURDIR)/cluster-demo --maven-repo $(MAVEN_REPO) \
+	    $(foreach s,$(SET),--set $(s))
+
+# The wheel a cluster or a Databricks job installs: the library, the jobs, the configs and the
+# console scripts (`segment`, `segment-<stage>`).
+wheel: setup
+	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation -w dist .
 
 lint: setup
 	$(BIN)/ruff check .
@@ -48,4 +66,4 @@ mlflow-ui: setup
 	$(BIN)/mlflow ui --host 127.0.0.1 --port $(MLFLOW_PORT) --backend-store-uri sqlite:///mlflow.db
 
 clean:
-	rm -rf lake data reports mlflow.db mlruns spark-warehouse metastore_db derby.log .pytest_cache .ruff_cache build *.egg-info
+	rm -rf lake data reports cluster-demo dist mlflow.db mlruns spark-warehouse metastore_db derby.log .pytest_cache .ruff_cache build *.egg-info

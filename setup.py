@@ -15,27 +15,40 @@ setup(
     version="0.1.0",
     description="Customer segmentation on Apache Spark, Delta Lake and MLflow",
     python_requires=">=3.10,<3.13",
-    packages=find_packages(include=["segmentation", "segmentation.*", "jobs", "jobs.*"]),
-    package_data={"segmentation": ["conf/*.yaml"]},
+    # The top-level conf/ ships inside the package as segmentation/conf (see config.py).
+    packages=[*find_packages(include=["segmentation*", "jobs*"]), "segmentation.conf"],
+    package_dir={"segmentation.conf": "conf"},
+    package_data={"segmentation.conf": ["*.yaml"]},
+    # Spark itself is not a requirement of the wheel: a cluster or a Databricks runtime brings
+    # its own pyspark and Delta, and installing another over it breaks the runtime. The local
+    # set-up installs them with the `spark` extra (Makefile).
     install_requires=[
-        f"pyspark=={PYSPARK_VERSION}",
-        f"delta-spark=={DELTA_VERSION}",
         "mlflow==3.5.1",
         "numpy==2.2.6",
         "pyyaml==6.0.2",
     ],
     extras_require={
+        "spark": [f"pyspark=={PYSPARK_VERSION}", f"delta-spark=={DELTA_VERSION}"],
         "dev": [
             "pytest==8.4.2",
             "hypothesis==6.140.2",
             "ruff==0.13.3",
             "scikit-learn==1.7.2",
             "deltalake==1.1.4",
+            "databricks-sdk==0.156.0",
         ],
     },
     entry_points={
         "console_scripts": [
             "segment=jobs.cli:main",
+            # One per stage, for schedulers that run an entry point rather than a subcommand
+            # (Databricks python_wheel_task, databricks.yml): `segment-<stage>` is `segment <stage>`.
+            "segment-ingest=jobs.ingest:main",
+            "segment-features=jobs.build_features:main",
+            "segment-train=jobs.train:main",
+            "segment-assign=jobs.assign:main",
+            "segment-report=jobs.report:main",
+            "segment-pipeline=jobs.pipeline:main",
         ],
     },
 )

@@ -277,7 +277,7 @@ def _update_membership(
 
 
 def main() -> None:
-    stage_main(run_assign, "Score customers with the registered model into versioned gold tables.")
+    stage_main("assign")
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ def run_features(cfg: Config, spark: SparkSession) -> str:
 
 
 def main() -> None:
-    stage_main(run_features, "Build per-customer features as of a date.")
+    stage_main("features")
 
 
 if __name__ == "__main__":

@@ -24,8 +24,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         "--conf",
         action="append",
         default=[],
-        metavar="FILE",
-        help="YAML overlay on conf/base.yaml; repeatable, later wins (default: conf/local.yaml)",
+        metavar="OVERLAY",
+        help="YAML overlay on conf/base.yaml: a file, or local|cluster|databricks for a shipped one; "
+        "repeatable, later wins (default: local)",
     )
     parser.add_argument(
         "--set",
@@ -65,11 +66,12 @@ def run_stage(stage: Callable[[Config, SparkSession], Any], args: argparse.Names
     return 0
 
 
-def stage_main(stage: Callable[[Config, SparkSession], Any], description: str) -> None:
-    """`python jobs/<stage>.py --conf ... --set ...`, as spark-submit runs it."""
-    parser = argparse.ArgumentParser(description=description)
-    add_config_arguments(parser)
-    sys.exit(run_stage(stage, parser.parse_args()))
+def stage_main(command: str) -> None:
+    """`python jobs/<stage>.py ...` under spark-submit and the wheel's `segment-<stage>` entry
+    points (Databricks `python_wheel_task`): the `segment <command>` subcommand, same options."""
+    from jobs.cli import main  # imported here: the CLI imports every stage module
+
+    main([command, *sys.argv[1:]])
 
 
 class PhaseTimer:

@@ -40,7 +40,7 @@ def run_generate(cfg: Config, spark: SparkSession) -> str:
 
 
 def main() -> None:
-    stage_main(run_generate, "Generate synthetic customers and transactions.")
+    stage_main("generate")
 
 
 if __name__ == "__main__":

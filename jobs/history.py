@@ -142,7 +142,7 @@ def _read_side(spark: SparkSession, cfg: Config, side: str):
 
 
 def main() -> None:
-    stage_main(run_history, "List the assignment versions of segment_assignments.")
+    stage_main("history")
 
 
 if __name__ == "__main__":

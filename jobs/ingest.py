@@ -111,7 +111,7 @@ def _rejected_ref(cfg: Config, table: str):
 
 
 def main() -> None:
-    stage_main(run_ingest, "Validate and clean raw input into bronze Delta tables.")
+    stage_main("ingest")
 
 
 if __name__ == "__main__":

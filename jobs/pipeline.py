@@ -26,7 +26,7 @@ def run_pipeline(cfg: Config, spark: SparkSession) -> str:
 
 
 def main() -> None:
-    stage_main(run_pipeline, "Run every stage in order.")
+    stage_main("pipeline")
 
 
 if __name__ == "__main__":

@@ -80,7 +80,7 @@ def run_report(cfg: Config, spark: SparkSession, assignment_id: Optional[str] = 
 
 
 def main() -> None:
-    stage_main(run_report, "Write the HTML report of an assignment and log it to MLflow.")
+    stage_main("report")
 
 
 if __name__ == "__main__":

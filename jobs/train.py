@@ -259,7 +259,7 @@ def _log_champion_plots(run_id, scored, columns, name, projection_rows, seed) ->
 
 
 def main() -> None:
-    stage_main(run_train, "Sweep clustering models, track them in MLflow, register the champion.")
+    stage_main("train")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,12 @@ offending key for an unknown key, a wrong type or a missing required value:
     >>> cfg = load_config(["conf/local.yaml"], ["generate.customers=1000"])
     >>> cfg.generate.customers
     1000
+
+An overlay is a file path or the name of one shipped with the package (`local`, `cluster`,
+`databricks`): a job started from the wheel alone, on a cluster or Databricks, has no `conf/`
+folder beside it. The YAML files live in the top-level `conf/`; the wheel carries them as
+`segmentation/conf/` (setup.py), read through importlib.resources so a zipped wheel in
+spark-submit's `--py-files` works too.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import json
 import types
 import typing
 from dataclasses import dataclass, field
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -24,9 +32,16 @@ import yaml
 
 from segmentation.errors import ConfigError
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+def _conf_dir() -> Traversable:
+    """The configs shipped in the wheel, else (a source checkout) the top-level `conf/`."""
+    packaged = resources.files("segmentation") / "conf"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "conf"
+
+
+CONF_DIR = _conf_dir()
 BASE_CONF = CONF_DIR / "base.yaml"
-DEFAULT_OVERLAY = CONF_DIR / "local.yaml"
+DEFAULT_OVERLAY = "local"
 
 _REQUIRED = dataclasses.MISSING
 
@@ -306,20 +321,37 @@ def load_config(
     conf_files: list[str | Path] | None = None,
     overrides: list[str] | None = None,
 ) -> Config:
-    """Merge `conf/base.yaml`, the overlays (later wins; `conf/local.yaml` when none given)
-    and `dotted.key=value` overrides, then validate into a `Config`."""
-    files = [BASE_CONF, *(conf_files if conf_files else [DEFAULT_OVERLAY])]
+    """Merge `conf/base.yaml`, the overlays (later wins; `local` when none given) and
+    `dotted.key=value` overrides, then validate into a `Config`."""
+    files = [BASE_CONF, *(overlay_file(conf) for conf in conf_files or [DEFAULT_OVERLAY])]
     merged: dict[str, Any] = {}
     for path in files:
-        merged = _deep_merge(merged, _read_yaml(Path(path)))
+        merged = _deep_merge(merged, _read_yaml(path))
     for override in overrides or []:
         merged = _deep_merge(merged, _parse_override(override))
     return _build(Config, merged, "")
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def overlay_names() -> list[str]:
+    return sorted(
+        entry.name.removesuffix(".yaml")
+        for entry in CONF_DIR.iterdir()
+        if entry.name.endswith(".yaml") and entry.name != "base.yaml"
+    )
+
+
+def overlay_file(conf: str | Path) -> Traversable:
+    """A shipped overlay by name (`local`, `cluster`, `databricks`), else a path."""
+    if isinstance(conf, str) and conf in overlay_names():
+        return CONF_DIR / f"{conf}.yaml"
+    return Path(conf)
+
+
+def _read_yaml(path: Traversable) -> dict[str, Any]:
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
+        raise ConfigError(
+            f"config file {path} does not exist (shipped overlays by name: {', '.join(overlay_names())})"
+        )
     try:
         content = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:

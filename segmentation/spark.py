@@ -19,6 +19,15 @@ from segmentation.errors import ConfigError
 
 DELTA_ARTIFACTS = ("delta-spark_2.13", "delta-storage")
 
+# What every session of ours needs beyond the jars. A local session sets these itself; under
+# spark-submit they are `--conf` arguments (see deploy/standalone_cluster.py), because the
+# launcher owns the session; Databricks runtimes already have Delta and run in UTC.
+SESSION_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    "spark.sql.session.timeZone": "UTC",
+}
+
 
 def get_spark(spark_cfg: SparkConfig) -> SparkSession:
     """Return the active session when one exists or is provided by the launcher, else a local one."""
@@ -64,8 +73,7 @@ def _local_session(spark_cfg: SparkConfig) -> SparkSession:
         SparkSession.builder.master(spark_cfg.master)
         .appName(spark_cfg.app_name)
         .config("spark.jars", ",".join(str(jar) for jar in delta_jars(spark_cfg.maven_repo)))
-        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
-        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+        .config(map=SESSION_CONF)
         .config("spark.driver.memory", spark_cfg.driver_memory)
         .config("spark.sql.adaptive.enabled", "true")
         .config("spark.sql.adaptive.coalescePartitions.enabled", "true")
@@ -73,7 +81,6 @@ def _local_session(spark_cfg: SparkConfig) -> SparkSession:
             "spark.sql.shuffle.partitions",
             str(spark_cfg.shuffle_partitions or default_shuffle_partitions()),
         )
-        .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", str(spark_cfg.ui_enabled).lower())
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.databricks.delta.snapshotPartitions", "2")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -64,6 +67,53 @@ def config_under(root: Path, *overrides: str) -> Config:
 def make_config(tmp_path: Path) -> Callable[..., Config]:
     """Config on the local overlay with every path under this test's tmp folder."""
     return lambda *overrides: config_under(tmp_path, *overrides)
+
+
+PIPELINE_CUSTOMERS = 1500
+
+
+def pipeline_overrides(root: Path) -> list[str]:
+    """`--set` values for a small, fast CLI run with every path under `root`."""
+    return [
+        f"lake.root={root / 'lake'}",
+        f"generate.transactions_path={root / 'raw' / 'transactions'}",
+        f"generate.customers_path={root / 'raw' / 'customers'}",
+        f"input.transactions.path={root / 'raw' / 'transactions'}",
+        f"input.customers.path={root / 'raw' / 'customers'}",
+        f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}",
+        f"mlflow.artifact_location={root / 'mlruns'}",
+        "sweep.algorithms=[kmeans]",
+        "sweep.grid.kmeans.k=[4, 5, 6, 7]",
+        f"report.output_dir={root / 'reports'}",
+        "spark.master=local[2]",
+        "spark.driver_memory=1g",
+    ]
+
+
+@dataclass(frozen=True)
+class FinishedPipeline:
+    root: Path
+    overrides: list[str]  # the `--set` values the run used
+    cfg: Config
+    printed: str  # what `segment generate` and `segment pipeline` printed
+
+
+@pytest.fixture(scope="session")
+def finished_pipeline(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> FinishedPipeline:
+    """`segment generate` + `segment pipeline` once, on a small dataset: a lake with every table
+    and an MLflow store with a finished sweep, for the tests that read them back."""
+    from jobs.cli import main
+
+    root = tmp_path_factory.mktemp("pipeline")
+    overrides = pipeline_overrides(root)
+    sets = [f"--set={override}" for override in overrides]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        for command in (["generate", f"--set=generate.customers={PIPELINE_CUSTOMERS}"], ["pipeline"]):
+            with pytest.raises(SystemExit) as exit_info:
+                main([*command, *sets])
+            assert exit_info.value.code == 0, f"segment {command[0]} failed"
+    return FinishedPipeline(root, overrides, load_config(None, overrides), printed.getvalue())
 
 
 def lake_state(spark: SparkSession, cfg: Config) -> dict[str, tuple]:

@@ -19,9 +19,15 @@ def test_base_and_local_overlay_load_into_typed_objects():
     assert cfg.input.customers.pii == {"email": "hash", "full_name": "drop"}
 
 
-@pytest.mark.parametrize("overlay", ["local.yaml", "cluster.yaml", "databricks.yaml"])
-def test_every_shipped_overlay_is_valid(overlay):
-    load_config([CONF_DIR / overlay])
+@pytest.mark.parametrize("overlay", ["local", "cluster", "databricks"])
+def test_every_shipped_overlay_is_valid_and_named_by_its_file(overlay):
+    assert load_config([overlay]) == load_config([CONF_DIR / f"{overlay}.yaml"])
+    assert load_config([overlay]) != load_config([CONF_DIR / "base.yaml"])
+
+
+def test_an_overlay_that_is_neither_a_file_nor_shipped_names_the_shipped_ones():
+    with pytest.raises(ConfigError, match=r"config file databricks-prod does not exist .*cluster, databricks"):
+        load_config(["databricks-prod"])
 
 
 def test_later_overlays_and_sets_win(tmp_path):

@@ -8,13 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import PIPELINE_CUSTOMERS, FinishedPipeline, pipeline_overrides
 from deltalake import DeltaTable as DeltaRsTable
 from pyspark.sql import functions as F
 
 from jobs.cli import main
 from segmentation.io import read_table, table_ref
-
-CUSTOMERS = 1500
 
 
 def segment(*args: str) -> None:
@@ -23,12 +22,10 @@ def segment(*args: str) -> None:
     assert exit_info.value.code == 0
 
 
-def test_generate_ingest_features_end_to_end(spark, make_config, tmp_path, capsys):
-    cfg = make_config()
-    sets = [f"--set={override}" for override in _path_overrides(tmp_path)]
-    segment("generate", *sets, f"--set=generate.customers={CUSTOMERS}")
-    segment("pipeline", *sets)
-    printed = capsys.readouterr().out
+def test_generate_ingest_features_end_to_end(spark, finished_pipeline: FinishedPipeline, capsys):
+    cfg, tmp_path = finished_pipeline.cfg, finished_pipeline.root
+    sets = [f"--set={override}" for override in finished_pipeline.overrides]
+    printed = finished_pipeline.printed
     assert "customer features as of 2025-12-31" in printed
     assert "champion: kmeans k=" in printed and "alias 'champion'" in printed
     assert str(tmp_path / "lake" / "customer_features") in printed
@@ -45,7 +42,7 @@ def test_generate_ingest_features_end_to_end(spark, make_config, tmp_path, capsy
     # Every generated customer has a purchase before the as-of date; a few lose all rows to
     # the dirty-row generator at most.
     customers_with_features = features.count()
-    assert CUSTOMERS * 0.99 <= customers_with_features <= CUSTOMERS
+    assert PIPELINE_CUSTOMERS * 0.99 <= customers_with_features <= PIPELINE_CUSTOMERS
     assert features.select("customer_id").distinct().count() == customers_with_features
     assert features.filter(F.col("recency_days") > F.col("tenure_days")).count() == 0
 
@@ -84,7 +81,7 @@ def test_generate_ingest_features_end_to_end(spark, make_config, tmp_path, capsy
     transactions = DeltaRsTable(str(tmp_path / "lake" / "transactions")).to_pyarrow_table()
     rejected = read_table(spark, table_ref(cfg.lake, "transactions_rejected"))
     assert rejected.count() > 0
-    assert transactions.num_rows > 10 * CUSTOMERS
+    assert transactions.num_rows > 10 * PIPELINE_CUSTOMERS
 
 
 def test_cli_reports_errors_in_one_line_and_exits_non_zero(tmp_path):
@@ -101,7 +98,7 @@ def test_cli_reports_errors_in_one_line_and_exits_non_zero(tmp_path):
     )
 
     missing_input = subprocess.run(
-        [str(segment_bin), "ingest", *[f"--set={o}" for o in _path_overrides(tmp_path)]],
+        [str(segment_bin), "ingest", *[f"--set={o}" for o in pipeline_overrides(tmp_path)]],
         capture_output=True,
         text=True,
         timeout=300,
@@ -110,20 +107,3 @@ def test_cli_reports_errors_in_one_line_and_exits_non_zero(tmp_path):
     assert "error: table transactions: input" in missing_input.stderr
     assert "does not exist" in missing_input.stderr
     assert "Traceback" not in missing_input.stderr
-
-
-def _path_overrides(tmp_path: Path) -> list[str]:
-    return [
-        f"lake.root={tmp_path / 'lake'}",
-        f"generate.transactions_path={tmp_path / 'raw' / 'transactions'}",
-        f"generate.customers_path={tmp_path / 'raw' / 'customers'}",
-        f"input.transactions.path={tmp_path / 'raw' / 'transactions'}",
-        f"input.customers.path={tmp_path / 'raw' / 'customers'}",
-        f"mlflow.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
-        f"mlflow.artifact_location={tmp_path / 'mlruns'}",
-        "sweep.algorithms=[kmeans]",
-        "sweep.grid.kmeans.k=[4, 5, 6, 7]",
-        f"report.output_dir={tmp_path / 'reports'}",
-        "spark.master=local[2]",
-        "spark.driver_memory=1g",
-    ]

@@ -1,0 +1,48 @@
+"""The pipeline under spark-submit on a real standalone cluster: master and two workers on
+loopback, the wheel in --py-files, Delta's jars in --jars, tasks run by the executors."""
+
+from __future__ import annotations
+
+import os
+
+from pyspark.sql import functions as F
+
+from deploy.standalone_cluster import run_demo
+from segmentation.assign import SEGMENT_ASSIGNMENTS
+from segmentation.config import load_config
+from segmentation.io import read_table, table_ref
+
+CUSTOMERS = 1500
+
+
+def test_pipeline_runs_on_executors_of_a_standalone_cluster(spark, tmp_path, capfd):
+    result = run_demo(
+        tmp_path,
+        CUSTOMERS,
+        ["sweep.algorithms=[kmeans]", "sweep.grid.kmeans.k=[5, 6]", "sweep.restarts=2"],
+        os.environ.get("MAVEN_REPO", "~/.m2/repository"),
+    )
+    printed = capfd.readouterr().out
+
+    # Both jobs were applications of the standalone master (not local mode) and finished.
+    assert [(app["name"], app["state"]) for app in result.applications] == [
+        ("customer-segmentation generate_data", "FINISHED"),
+        ("customer-segmentation pipeline", "FINISHED"),
+    ]
+    # Every application had an executor on each worker, and each of them ran tasks.
+    for app in result.applications:
+        executors = {key: tasks for key, tasks in result.executor_tasks.items() if key.startswith(app["id"])}
+        assert {key.split("/")[1] for key in executors} == {"worker-0", "worker-1"}, executors
+        assert all(tasks > 0 for tasks in executors.values()), executors
+
+    assert "champion: kmeans k=" in printed and "registered: customer-segmentation version 1" in printed
+    assert f"--py-files {tmp_path}/dist/customer_segmentation-" in printed
+    assert "delta-spark_2.13" in printed and "--master spark://127.0.0.1:" in printed
+
+    # What the cluster wrote, read back here: every customer with features got one segment.
+    lake = load_config(None, [f"lake.root={tmp_path / 'lake'}"]).lake
+    features = read_table(spark, table_ref(lake, "customer_features"))
+    assignments = read_table(spark, table_ref(lake, SEGMENT_ASSIGNMENTS))
+    assert assignments.count() == features.count() > 0.99 * CUSTOMERS
+    assert assignments.agg(F.countDistinct("customer_id")).first()[0] == features.count()
+    assert (tmp_path / "reports").is_dir() and any((tmp_path / "reports").glob("*.html"))
