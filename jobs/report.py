@@ -16,6 +16,7 @@ from jobs.history import summarize_migration
 from segmentation import tracking
 from segmentation.assign import ASSIGNMENT_ID, SEGMENT_PROFILES
 from segmentation.config import Config
+from segmentation.history import previous_assignment_id
 from segmentation.io import read_assignments, read_table, resolve_path, table_ref
 from segmentation.report import render_report, segment_table
 
@@ -27,16 +28,10 @@ def run_report(cfg: Config, spark: SparkSession, assignment_id: Optional[str] = 
     all_profiles = read_table(spark, table_ref(cfg.lake, SEGMENT_PROFILES))
     rows = all_profiles.filter(F.col(ASSIGNMENT_ID) == F.lit(assignment_id)).orderBy("segment_id").collect()
     first = rows[0]
-    previous = (
-        all_profiles.filter(F.col("assigned_at") < F.lit(first.assigned_at))
-        .groupBy(ASSIGNMENT_ID)
-        .agg(F.max("assigned_at").alias("assigned_at"))
-        .orderBy(F.desc("assigned_at"), F.desc(ASSIGNMENT_ID))
-        .first()
-    )
+    previous_id = previous_assignment_id(all_profiles, first.assigned_at)
     summary = None
-    if previous is not None:
-        _, before = read_assignments(spark, cfg.lake, previous[ASSIGNMENT_ID])
+    if previous_id is not None:
+        _, before = read_assignments(spark, cfg.lake, previous_id)
         summary, _ = summarize_migration(spark, before, assignments)
     meta = {
         "assignment_id": assignment_id,
@@ -49,9 +44,7 @@ def run_report(cfg: Config, spark: SparkSession, assignment_id: Optional[str] = 
         "assigned at (UTC)": first.assigned_at,
         "MLflow run": first.mlflow_run_id,
     }
-    page = render_report(
-        meta, [r.asDict(recursive=True) for r in rows], summary, previous[ASSIGNMENT_ID] if previous else None
-    )
+    page = render_report(meta, [r.asDict(recursive=True) for r in rows], summary, previous_id)
     path = Path(resolve_path(cfg.report.output_dir)) / f"{assignment_id}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page)
@@ -71,7 +64,7 @@ def run_report(cfg: Config, spark: SparkSession, assignment_id: Optional[str] = 
     return "\n".join(
         [
             f"segments of assignment {assignment_id} ({meta['model']}, {first.algorithm}):",
-            *segment_table(rows, matched=previous is not None),
+            *segment_table(rows, matched=previous_id is not None),
             f"report: {path} (logged to MLflow run {first.mlflow_run_id} under {REPORT_ARTIFACT_DIR}/)",
             ui,
             f"open the report: xdg-open {path}   (or file://{path})",

@@ -93,6 +93,19 @@ class MigrationSummary:
         return missing if segment is None else f"{segment} {self.names[segment]}"
 
 
+def previous_assignment_id(profiles: DataFrame, assigned_at: Any) -> Optional[str]:
+    """The assignment made most recently before `assigned_at`, the one a report compares with;
+    `profiles` is `segment_profiles` (k rows per assignment)."""
+    previous = (
+        profiles.filter(F.col("assigned_at") < F.lit(assigned_at))
+        .groupBy(ASSIGNMENT_ID)
+        .agg(F.max("assigned_at").alias("assigned_at"))
+        .orderBy(F.desc("assigned_at"), F.desc(ASSIGNMENT_ID))
+        .first()
+    )
+    return previous[ASSIGNMENT_ID] if previous is not None else None
+
+
 def _none_last(value: Optional[int]) -> tuple[bool, int]:
     return (value is None, value or 0)
 

@@ -108,7 +108,8 @@ def finished_pipeline(spark: SparkSession, tmp_path_factory: pytest.TempPathFact
     overrides = pipeline_overrides(root)
     sets = [f"--set={override}" for override in overrides]
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
+    # In `root`, as a user runs it: MLflow puts the Default experiment's folder in the cwd.
+    with contextlib.redirect_stdout(printed), contextlib.chdir(root):
         for command in (["generate", f"--set=generate.customers={PIPELINE_CUSTOMERS}"], ["pipeline"]):
             with pytest.raises(SystemExit) as exit_info:
                 main([*command, *sets])

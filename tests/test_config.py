@@ -26,7 +26,7 @@ def test_every_shipped_overlay_is_valid_and_named_by_its_file(overlay):
 
 
 def test_an_overlay_that_is_neither_a_file_nor_shipped_names_the_shipped_ones():
-    with pytest.raises(ConfigError, match=r"config file databricks-prod does not exist .*cluster, databricks"):
+    with pytest.raises(ConfigError, match=r"databricks-prod does not exist .*cluster, databricks, local"):
         load_config(["databricks-prod"])
 
 
