@@ -161,6 +161,13 @@ class FeaturesConfig:
     categories: Optional[list[str]] = None
     channels: Optional[list[str]] = None
 
+    def __post_init__(self) -> None:
+        # Each window names two columns (orders_<d>d, spend_<d>d): a repeat would name them twice.
+        if len(set(self.windows_days)) != len(self.windows_days):
+            raise ConfigError(f"config key 'features.windows_days' repeats a window: {self.windows_days}")
+        if any(days < 1 for days in self.windows_days):
+            raise ConfigError(f"config key 'features.windows_days' must be positive, got {self.windows_days}")
+
 
 ALGORITHMS = ("kmeans", "bisecting_kmeans", "gaussian_mixture")
 Algorithm = Literal["kmeans", "bisecting_kmeans", "gaussian_mixture"]

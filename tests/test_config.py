@@ -56,6 +56,8 @@ def test_databricks_overlay_switches_to_catalog_tables():
         ("features.as_of_date=31/12/2025", r"'features.as_of_date' must be a date YYYY-MM-DD"),
         ("input.transactions.pii={email: encrypt}", r"'input.transactions.pii.email' must be one of"),
         ("features.windows_days=[30, x]", r"'features.windows_days\[1\]' must be int"),
+        ("features.windows_days=[30, 90, 30]", r"'features.windows_days' repeats a window: \[30, 90, 30\]"),
+        ("features.windows_days=[0, 30]", r"'features.windows_days' must be positive"),
         ("lake=nowhere", r"config key 'lake' must be a mapping"),
         ("features.as_of_date=null", r"config key 'features.as_of_date' must not be null"),
     ],
