@@ -31,6 +31,7 @@ import pyspark
 
 from segmentation.config import load_config
 from segmentation.spark import SESSION_CONF, delta_jars
+from segmentation.tracking import user_environment
 
 PROJECT = Path(__file__).resolve().parent.parent
 SPARK_HOME = Path(pyspark.__file__).resolve().parent
@@ -216,6 +217,7 @@ def job_overrides(root: Path) -> list[str]:
 class DemoResult:
     applications: list[dict]  # the master's completed applications
     executor_tasks: dict[str, int]  # "<app id>/<worker>/executor-<id>": tasks finished
+    job_output: dict[str, str]  # what each submitted script printed to stdout
 
 
 def run_demo(root: Path, customers: int, extra_overrides: list[str], maven_repo: str) -> DemoResult:
@@ -231,14 +233,17 @@ def run_demo(root: Path, customers: int, extra_overrides: list[str], maven_repo:
     jars = delta_jars(load_config(None, [f"spark.maven_repo={maven_repo}"]).spark.maven_repo)
     wheel = build_wheel(root / "dist")
     cluster = StandaloneCluster(root / "cluster")
+    job_output: dict[str, str] = {}
     with cluster.running():
         print(f"standalone cluster: master {cluster.master_url}, {cluster.workers} workers", flush=True)
         for script in ("jobs/generate_data.py", "jobs/pipeline.py"):
             args = ["--conf", "local", *(f"--set={override}" for override in overrides)]
             command = submit_command(cluster.master_url, wheel, jars, script, args)
             print("$ " + shlex.join(command), flush=True)
-            env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
-            subprocess.run(command, check=True, cwd=root, env=env)
+            env = {**user_environment(), "PYSPARK_PYTHON": sys.executable}
+            job = subprocess.run(command, check=True, cwd=root, env=env, stdout=subprocess.PIPE, text=True)
+            print(job.stdout, flush=True)
+            job_output[script] = job.stdout
         apps = sorted(cluster.state()["completedapps"], key=lambda app: app["starttime"])
         tasks = cluster.executor_tasks()
     print("applications the master ran:")
@@ -247,7 +252,7 @@ def run_demo(root: Path, customers: int, extra_overrides: list[str], maven_repo:
     print("tasks finished per executor:")
     for executor, finished in tasks.items():
         print(f"  {executor:<56} {finished:>6,}")
-    return DemoResult(apps, tasks)
+    return DemoResult(apps, tasks, job_output)
 
 
 def main() -> None:

@@ -38,6 +38,14 @@ _MAX_PARAM_LENGTH = 6000
 _USER_URIS = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
 
 
+def user_environment() -> dict[str, str]:
+    """This process's environment as the user set it, for a child process: MLflow's
+    `set_tracking_uri` writes MLFLOW_TRACKING_URI here, which a child would take for the user's
+    choice and let win over its own config."""
+    environment = {name: value for name, value in os.environ.items() if name not in _USER_URIS}
+    return environment | {name: value for name, value in _USER_URIS.items() if value is not None}
+
+
 def configure(settings: MlflowConfig) -> str:
     """Point MLflow at the configured tracking store and registry (the environment variables
     win) and return the experiment id, creating the experiment on first use."""

@@ -4,7 +4,6 @@ saves is checked against those stores."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from pyspark.sql import functions as F
 
 from segmentation.assign import ASSIGNMENT_ID, SEGMENT_PROFILES
 from segmentation.io import read_assignments, read_table, table_ref
+from segmentation.tracking import user_environment
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 SEPARATOR = "# COMMAND ----------"
@@ -109,8 +109,9 @@ def test_notebook_runs_as_plain_python(
     notebook: str, spark: SparkSession, finished_pipeline: FinishedPipeline, tmp_path: Path
 ):
     figures = tmp_path / "figures"
-    # A fresh interpreter starts its own local Spark, never a gateway this process might hold.
-    env = {name: value for name, value in os.environ.items() if not name.startswith("PYSPARK_GATEWAY_")}
+    # A fresh interpreter starts its own local Spark, never a gateway this process might hold,
+    # and reads the store its config names, not one an earlier test pointed MLflow at.
+    env = {name: value for name, value in user_environment().items() if "PYSPARK_GATEWAY" not in name}
     env |= {
         "SEGMENTATION_CONF": "local",
         "SEGMENTATION_SET": ";".join(finished_pipeline.overrides),

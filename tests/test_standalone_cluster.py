@@ -35,7 +35,9 @@ def test_pipeline_runs_on_executors_of_a_standalone_cluster(spark, tmp_path, cap
         assert {key.split("/")[1] for key in executors} == {"worker-0", "worker-1"}, executors
         assert all(tasks > 0 for tasks in executors.values()), executors
 
-    assert "champion: kmeans k=" in printed and "registered: customer-segmentation version 1" in printed
+    pipeline = result.job_output["jobs/pipeline.py"]
+    assert "champion: kmeans k=" in pipeline, pipeline
+    assert "registered: customer-segmentation version 1" in pipeline, pipeline
     assert f"--py-files {tmp_path}/dist/customer_segmentation-" in printed
     assert "delta-spark_2.13" in printed and "--master spark://127.0.0.1:" in printed
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import mlflow
 import pytest
 from conftest import config_under
@@ -13,6 +15,7 @@ from jobs.build_features import run_features
 from jobs.generate_data import run_generate
 from jobs.ingest import run_ingest
 from jobs.train import run_train
+from segmentation import tracking
 from segmentation.errors import InputError
 from segmentation.evaluation import adjusted_rand_index
 from segmentation.features import CUSTOMER_FEATURES
@@ -165,3 +168,15 @@ def test_bad_settings_stop_before_any_fit(spark, lake, tmp_path, overrides, mess
     with pytest.raises(InputError, match=message):
         run_train(cfg, spark)
     assert not (tmp_path / "m.db").exists()  # stopped before MLflow was even opened
+
+
+def test_child_processes_get_the_users_mlflow_variables_not_the_ones_mlflow_wrote(monkeypatch):
+    # set_tracking_uri writes MLFLOW_TRACKING_URI into os.environ; a child process (spark-submit,
+    # a notebook) would take it for the user's choice, which wins over its own config.
+    monkeypatch.setattr(tracking, "_USER_URIS", {"MLFLOW_TRACKING_URI": None, "MLFLOW_REGISTRY_URI": "uc"})
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///an-earlier-store.db")
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "sqlite:///an-earlier-store.db")
+    child = tracking.user_environment()
+    assert "MLFLOW_TRACKING_URI" not in child
+    assert child["MLFLOW_REGISTRY_URI"] == "uc"
+    assert child["PATH"] == os.environ["PATH"]
