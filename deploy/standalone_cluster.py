@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pyspark
 
-from segmentation.config import load_config
+from segmentation.config import overrides_under
 from segmentation.spark import SESSION_CONF, delta_jars
 from segmentation.tracking import user_environment
 
@@ -104,16 +104,16 @@ class StandaloneCluster:
 
     def _launch(self, name: str, main_class: str, args: list[str]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        log = (self.root / f"{name}.log").open("w")
         env = {**os.environ, "SPARK_HOME": str(SPARK_HOME), "SPARK_LOCAL_IP": HOST, "SPARK_NO_DAEMONIZE": "1"}
-        # spark-class execs the JVM, so this pid is the daemon's own.
-        process = subprocess.Popen(
-            [str(SPARK_HOME / "bin" / "spark-class"), main_class, *args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
+        with (self.root / f"{name}.log").open("w") as log:  # the daemon keeps its own descriptor
+            # spark-class execs the JVM, so this pid is the daemon's own.
+            process = subprocess.Popen(
+                [str(SPARK_HOME / "bin" / "spark-class"), main_class, *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
         self.processes.append(process)
 
     def state(self) -> dict:
@@ -199,20 +199,6 @@ def submit_command(
     ]
 
 
-def job_overrides(root: Path) -> list[str]:
-    """Every path the driver and the executors share, absolute and under `root`."""
-    return [
-        f"lake.root={root / 'lake'}",
-        f"generate.transactions_path={root / 'raw' / 'transactions'}",
-        f"generate.customers_path={root / 'raw' / 'customers'}",
-        f"input.transactions.path={root / 'raw' / 'transactions'}",
-        f"input.customers.path={root / 'raw' / 'customers'}",
-        f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}",
-        f"mlflow.artifact_location={root / 'mlruns'}",
-        f"report.output_dir={root / 'reports'}",
-    ]
-
-
 @dataclass(frozen=True)
 class DemoResult:
     applications: list[dict]  # the master's completed applications
@@ -229,18 +215,18 @@ def run_demo(root: Path, customers: int, extra_overrides: list[str], maven_repo:
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
-    overrides = [*job_overrides(root), f"generate.customers={customers}", *extra_overrides]
-    jars = delta_jars(load_config(None, [f"spark.maven_repo={maven_repo}"]).spark.maven_repo)
+    overrides = [*overrides_under(root), f"generate.customers={customers}", *extra_overrides]
+    jars = delta_jars(maven_repo)
     wheel = build_wheel(root / "dist")
     cluster = StandaloneCluster(root / "cluster")
     job_output: dict[str, str] = {}
     with cluster.running():
         print(f"standalone cluster: master {cluster.master_url}, {cluster.workers} workers", flush=True)
+        args = ["--conf", "local", *(f"--set={override}" for override in overrides)]
+        env = {**user_environment(), "PYSPARK_PYTHON": sys.executable}
         for script in ("jobs/generate_data.py", "jobs/pipeline.py"):
-            args = ["--conf", "local", *(f"--set={override}" for override in overrides)]
             command = submit_command(cluster.master_url, wheel, jars, script, args)
             print("$ " + shlex.join(command), flush=True)
-            env = {**user_environment(), "PYSPARK_PYTHON": sys.executable}
             job = subprocess.run(command, check=True, cwd=root, env=env, stdout=subprocess.PIPE, text=True)
             print(job.stdout, flush=True)
             job_output[script] = job.stdout

@@ -339,6 +339,22 @@ def load_config(
     return _build(Config, merged, "")
 
 
+def overrides_under(root: Path) -> list[str]:
+    """`--set` values that put every path a run reads or writes (raw input, lake, MLflow store
+    and artifacts, reports) under one absolute folder, as a cluster's executors need them."""
+    root = Path(root).resolve()
+    return [
+        f"lake.root={root / 'lake'}",
+        f"generate.transactions_path={root / 'raw' / 'transactions'}",
+        f"generate.customers_path={root / 'raw' / 'customers'}",
+        f"input.transactions.path={root / 'raw' / 'transactions'}",
+        f"input.customers.path={root / 'raw' / 'customers'}",
+        f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}",
+        f"mlflow.artifact_location={root / 'mlruns'}",
+        f"report.output_dir={root / 'reports'}",
+    ]
+
+
 def overlay_names() -> list[str]:
     return sorted(
         entry.name.removesuffix(".yaml")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from segmentation.config import Config, SparkConfig, load_config
+from segmentation.config import Config, SparkConfig, load_config, overrides_under
 from segmentation.io import table_exists, table_ref, table_version
 from segmentation.spark import get_spark
 
@@ -47,19 +47,10 @@ def spark() -> SparkSession:
 
 
 def config_under(root: Path, *overrides: str) -> Config:
-    """Config on the local overlay with every path (lake, raw input, MLflow) under `root`."""
+    """Config on the local overlay with every path (lake, raw input, MLflow, reports) under `root`."""
     return load_config(
         None,
-        [
-            f"lake.root={root / 'lake'}",
-            f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}",
-            f"mlflow.artifact_location={root / 'mlruns'}",
-            f"generate.transactions_path={root / 'raw' / 'transactions'}",
-            f"generate.customers_path={root / 'raw' / 'customers'}",
-            f"input.transactions.path={root / 'raw' / 'transactions'}",
-            f"input.customers.path={root / 'raw' / 'customers'}",
-            *overrides,
-        ],
+        [*overrides_under(root), *overrides],
     )
 
 
@@ -75,16 +66,9 @@ PIPELINE_CUSTOMERS = 1500
 def pipeline_overrides(root: Path) -> list[str]:
     """`--set` values for a small, fast CLI run with every path under `root`."""
     return [
-        f"lake.root={root / 'lake'}",
-        f"generate.transactions_path={root / 'raw' / 'transactions'}",
-        f"generate.customers_path={root / 'raw' / 'customers'}",
-        f"input.transactions.path={root / 'raw' / 'transactions'}",
-        f"input.customers.path={root / 'raw' / 'customers'}",
-        f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}",
-        f"mlflow.artifact_location={root / 'mlruns'}",
+        *overrides_under(root),
         "sweep.algorithms=[kmeans]",
         "sweep.grid.kmeans.k=[4, 5, 6, 7]",
-        f"report.output_dir={root / 'reports'}",
         "spark.master=local[2]",
         "spark.driver_memory=1g",
     ]
