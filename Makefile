@@ -15,10 +15,11 @@ CONF        ?=
 SET         ?=
 ARGS        := $(foreach f,$(CONF),--conf $(f)) $(foreach s,$(SET),--set $(s)) --set spark.maven_repo=$(MAVEN_REPO)
 MLFLOW_PORT ?= 5000
+SCALE       ?= 100k
 CHROMIUM    := /usr/bin/chromium
 SUDO        := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup run test lint format clean mlflow-ui cluster-demo wheel
+.PHONY: setup run test lint format clean mlflow-ui cluster-demo wheel bench
 
 setup: $(VENV)/.installed $(DELTA_JARS) $(CHROMIUM)
 
@@ -53,6 +54,11 @@ cluster-demo: setup
 # console scripts (`segment`, `segment-<stage>`).
 wheel: setup
 	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation -w dist .
+
+# Every stage against its floor on a generated dataset (cached in bench/.cache/), one table;
+# SCALE=100k|1m|10m. bench/RESULTS.md has the figures measured and how.
+bench: setup
+	cd bench && ../$(BIN)/python run.py --scale $(SCALE) --set spark.maven_repo=$(MAVEN_REPO)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -1,21 +1,21 @@
-"""The benchmarks' generated datasets: one per customer count, built once under bench/.cache."""
+"""The benchmarks' generated datasets: one per customer count, generated once under bench/.cache."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 
 from jobs.generate_data import run_generate
-from jobs.ingest import run_ingest
 from segmentation.config import Config
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 
 
 def dataset_root(customers: int) -> Path:
-    return CACHE / f"features-{customers}"
+    return CACHE / f"customers-{customers}"
 
 
 def dataset_overrides(customers: int) -> list[str]:
@@ -31,13 +31,13 @@ def dataset_overrides(customers: int) -> list[str]:
     ]
 
 
-def ensure_ingested(cfg: Config, spark: SparkSession, customers: int) -> None:
-    """Generate and ingest the dataset unless an earlier run already did."""
-    ready = dataset_root(customers) / "_READY"
-    if ready.exists():
+def ensure_generated(cfg: Config, spark: SparkSession, customers: int, say: Callable[[str], None]) -> None:
+    """Generate the raw dataset unless an earlier run already did."""
+    done = dataset_root(customers) / "_GENERATED"
+    if done.exists():
+        say(f"raw dataset cached in {done.parent}")
         return
     started = time.perf_counter()
     run_generate(cfg, spark)
-    run_ingest(cfg, spark)
-    ready.write_text("generated and ingested\n")
-    print(f"generated and ingested in {time.perf_counter() - started:.1f} s (cached in {ready.parent})")
+    done.write_text("generated\n")
+    say(f"generated in {time.perf_counter() - started:.1f} s (cached in {done.parent})")
