@@ -135,13 +135,12 @@ def main() -> None:
         run: Callable[[Config, SparkSession], str],
         input_table: str,
         floor: Optional[Callable[[], object]] = None,
-        note: str = "",
     ) -> str:
         floor_seconds = timed(floor)[0] if floor else None
         rows = count_rows(spark, cfg, input_table)
         memory.reset()
         seconds, printed = timed(lambda: run(cfg, spark))
-        measurements.append(Measurement(stage, rows, seconds, *memory.peaks_mb(), floor_seconds, note))
+        measurements.append(Measurement(stage, rows, seconds, *memory.peaks_mb(), floor_seconds))
         output.line(printed)
         floor_text = f", floor {floor_seconds:.1f} s" if floor_seconds is not None else ""
         output.line(f"[bench] {stage}: {seconds:.1f} s{floor_text}")
