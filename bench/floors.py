@@ -37,7 +37,7 @@ def features_floor(cfg: Config, spark: SparkSession) -> None:
 
 def assignment_floor(cfg: Config, spark: SparkSession, path: Path) -> None:
     tracking.configure(cfg.mlflow)
-    model = mlflow.spark.load_model(f"models:/{cfg.model.registered_name}@{cfg.model.alias}")
+    model, _ = tracking.load_model(cfg.model, cfg.assign)
     features = read_table(spark, table_ref(cfg.lake, CUSTOMER_FEATURES)).filter(
         F.col(AS_OF_DATE) == F.lit(cfg.features.as_of_date)
     )
