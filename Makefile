@@ -19,7 +19,7 @@ SCALE       ?= 100k
 CHROMIUM    := /usr/bin/chromium
 SUDO        := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup run test lint format clean mlflow-ui cluster-demo wheel bench
+.PHONY: setup run test lint format docs clean mlflow-ui cluster-demo wheel bench
 
 setup: $(VENV)/.installed $(DELTA_JARS) $(CHROMIUM)
 
@@ -41,8 +41,9 @@ run: setup
 	$(SEGMENT) generate $(ARGS)
 	$(SEGMENT) pipeline $(ARGS)
 
+# The tests, and every docstring example of the library as a doctest (pyproject.toml).
 test: setup
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q tests segmentation
 
 # The pipeline under spark-submit on a standalone master and two workers on 127.0.0.1
 # (deploy/standalone_cluster.py); everything it writes goes under ./cluster-demo.
@@ -50,8 +51,8 @@ cluster-demo: setup
 	$(BIN)/python deploy/standalone_cluster.py --root $(CURDIR)/cluster-demo --maven-repo $(MAVEN_REPO) \
 	    $(foreach s,$(SET),--set $(s))
 
-# The wheel a cluster or a Databricks job installs: the library, the jobs, the configs and the
-# console scripts (`segment`, `segment-<stage>`).
+# The wheel a cluster or a Databricks job installs: the library, the configs and the one console
+# script, `segment`.
 wheel: setup
 	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation -w dist .
 
@@ -67,6 +68,11 @@ lint: setup
 format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# docs/config.md, docs/tables.md and docs/cli.md, generated from the config models, the table
+# contract and the CLI parser (tests/test_docs.py fails when they are out of date).
+docs: setup
+	$(BIN)/python -m segmentation.reference docs
 
 mlflow-ui: setup
 	$(BIN)/mlflow ui --host 127.0.0.1 --port $(MLFLOW_PORT) --backend-store-uri sqlite:///mlflow.db

@@ -16,7 +16,8 @@ setup(
     description="Customer segmentation on Apache Spark, Delta Lake and MLflow",
     python_requires=">=3.10,<3.13",
     # The top-level conf/ ships inside the package as segmentation/conf (see config.py).
-    packages=[*find_packages(include=["segmentation*", "jobs*"]), "segmentation.conf"],
+    # jobs/ holds spark-submit scripts, passed to spark-submit as files; it is not a package.
+    packages=[*find_packages(include=["segmentation*"]), "segmentation.conf"],
     package_dir={"segmentation.conf": "conf"},
     package_data={"segmentation.conf": ["*.yaml"]},
     # Spark itself is not a requirement of the wheel: a cluster or a Databricks runtime brings
@@ -25,6 +26,11 @@ setup(
     install_requires=[
         "mlflow==3.5.1",
         "numpy==2.2.6",
+        "pandas==2.3.3",
+        "matplotlib==3.11.2",
+        "pydantic==2.14.3",
+        "pydantic-core==2.50.4",
+        "typing-extensions==4.16.0",
         "pyyaml==6.0.2",
     ],
     extras_require={
@@ -39,16 +45,8 @@ setup(
         ],
     },
     entry_points={
-        "console_scripts": [
-            "segment=jobs.cli:main",
-            # One per stage, for schedulers that run an entry point rather than a subcommand
-            # (Databricks python_wheel_task, databricks.yml): `segment-<stage>` is `segment <stage>`.
-            "segment-ingest=jobs.ingest:main",
-            "segment-features=jobs.build_features:main",
-            "segment-train=jobs.train:main",
-            "segment-assign=jobs.assign:main",
-            "segment-report=jobs.report:main",
-            "segment-pipeline=jobs.pipeline:main",
-        ],
+        # One entry point; a scheduler passes the stage as the first argument (Databricks
+        # python_wheel_task: parameters ["assign", "--conf", "databricks", ...]).
+        "console_scripts": ["segment=segmentation.cli:main"],
     },
 )

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from jobs.generate_data import run_generate
 from segmentation.config import Config
+from segmentation.stages.generate import run_generate
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 
@@ -31,7 +31,7 @@ def dataset_overrides(customers: int) -> list[str]:
     ]
 
 
-def ensure_generated(cfg: Config, spark: SparkSession, customers: int, say: Callable[[str], None]) -> None:
+def ensure_generated(cfg: Config, spark: SparkSession, customers: int, *, say: Callable[[str], None]) -> None:
     """Generate the raw dataset unless an earlier run already did."""
     done = dataset_root(customers) / "_GENERATED"
     if done.exists():

@@ -47,6 +47,10 @@ def main() -> None:
     extra = [java_only] if args.mode == "java" else []
     cfg = load_config(None, [*args.overrides, *extra])
     spark = get_spark(cfg.spark)
+    # The one private Spark handle left in the project, kept because nothing public replaces it:
+    # which implementation netlib loaded (JNIBLAS, VectorBLAS, F2jBLAS...) is known only inside
+    # the driver JVM, and no PySpark API or Spark log line reports it. Bench code only; library
+    # and job code never touch `_jvm`.
     netlib = spark.sparkContext._jvm.dev.ludovic.netlib
     blas = netlib.blas.BLAS.getInstance().getClass().getSimpleName()
     lapack = netlib.lapack.LAPACK.getInstance().getClass().getSimpleName()

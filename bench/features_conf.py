@@ -18,9 +18,9 @@ from floors import features_floor
 
 from segmentation.config import load_config
 from segmentation.features import build_customer_features, feature_levels
-from segmentation.ingest import TRANSACTIONS
 from segmentation.io import read_table, table_ref
 from segmentation.spark import get_spark
+from segmentation.tables import TRANSACTIONS
 
 
 def main() -> None:
@@ -39,7 +39,11 @@ def main() -> None:
 
     def transform() -> None:
         build_customer_features(
-            read_table(spark, transactions_ref), as_of, cfg.features, categories, channels
+            read_table(spark, transactions_ref),
+            as_of,
+            cfg.features,
+            categories=categories,
+            channels=channels,
         ).write.format("noop").mode("overwrite").save()
 
     for step in args.steps:

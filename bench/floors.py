@@ -5,7 +5,7 @@
   estimator) from scratch on all customers read from Delta, nothing cached, every fit scored
   on all customers and its model logged; stability refits from scratch; the same champion rule;
 * assignment: load the registered model, `transform` the customer features, plain Delta append
-  of (customer_id, segment_id).
+  of (customer_id, model_cluster_id).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import mlflow
-from mlflow import MlflowClient
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -22,16 +21,24 @@ from pyspark.sql import functions as F
 from segmentation import tracking
 from segmentation.config import Config
 from segmentation.evaluation import adjusted_rand_index, cluster_metrics, hash_sample
-from segmentation.features import AS_OF_DATE, CUSTOMER_FEATURES, CUSTOMER_ID
-from segmentation.ingest import TRANSACTIONS
 from segmentation.io import read_table, table_ref
 from segmentation.models import PREDICTION, SCALED, Preprocessing, build_pipeline
 from segmentation.sweep import FitResult, GridPoint, grid_points, select_champion
+from segmentation.tables import (
+    ALGORITHM,
+    AMOUNT,
+    AS_OF_DATE,
+    CUSTOMER_FEATURES,
+    CUSTOMER_ID,
+    ORDER_TS,
+    TRANSACTIONS,
+    K,
+)
 
 
 def features_floor(cfg: Config, spark: SparkSession) -> None:
     read_table(spark, table_ref(cfg.lake, TRANSACTIONS)).groupBy(CUSTOMER_ID).agg(
-        F.count(F.lit(1)), F.sum("amount"), F.max("order_ts")
+        F.count(F.lit(1)), F.sum(AMOUNT), F.max(ORDER_TS)
     ).write.format("noop").mode("overwrite").save()
 
 
@@ -63,7 +70,12 @@ def naive_sweep(cfg: Config, spark: SparkSession) -> str:
         best, best_cost = None, float("inf")
         for start in range(restarts):
             model = build_pipeline(
-                rows, columns, preprocessing, point.algorithm, point.params, first_seed + start
+                rows,
+                columns,
+                preprocessing,
+                algorithm=point.algorithm,
+                params=point.params,
+                seed=first_seed + start,
             ).fit(rows)
             summary = model.stages[-2].summary
             cost = -summary.logLikelihood if point.algorithm == "gaussian_mixture" else summary.trainingCost
@@ -72,7 +84,6 @@ def naive_sweep(cfg: Config, spark: SparkSession) -> str:
         return best
 
     experiment_id = tracking.configure(cfg.mlflow)
-    client = MlflowClient()
     example = features().select(*[F.col(c).cast("double") for c in columns]).limit(5)
     results = []
     with mlflow.start_run(run_name="naive sweep") as parent:
@@ -84,24 +95,36 @@ def naive_sweep(cfg: Config, spark: SparkSession) -> str:
                 model.transform(features()),
                 SCALED,
                 PREDICTION,
-                CUSTOMER_ID,
-                cfg.sweep.silhouette_max_rows,
-                seed,
+                key=CUSTOMER_ID,
+                silhouette_max_rows=cfg.sweep.silhouette_max_rows,
+                seed=seed,
             )
             result = FitResult(point, model, metrics, fit_seconds)
-            run_id = tracking.log_fit(client, experiment_id, parent.info.run_id, result, seed)
+            run_id = tracking.log_fit(
+                experiment_id=experiment_id,
+                parent_run_id=parent.info.run_id,
+                name=point.name,
+                tags={
+                    ALGORITHM: point.algorithm,
+                    K: str(point.k),
+                    "clusters": str(metrics.clusters),
+                    "grid_index": str(point.index),
+                },
+                params={ALGORITHM: point.algorithm, "seed": seed, **point.params},
+                metrics=result.metric_values(),
+            )
             tracking.log_spark_model(run_id, model, example)
             results.append(result)
 
         def stability_from_scratch(result: FitResult) -> float:
             other_seed = seed + restarts
-            sample = hash_sample(features(), CUSTOMER_ID, cfg.sweep.stability_sample, other_seed)
+            sample = hash_sample(features(), CUSTOMER_ID, cfg.sweep.stability_sample, seed=other_seed)
             refit = fit_from_scratch(sample, result.point, other_seed)
             labels = [
                 model.transform(features()).select(CUSTOMER_ID, F.col(PREDICTION).alias("cluster"))
                 for model in (result.model, refit)
             ]
-            return adjusted_rand_index(labels[0], labels[1])
+            return adjusted_rand_index(labels[0], labels[1], key=CUSTOMER_ID, label="cluster")
 
         selection = select_champion(results, cfg.selection, stability_from_scratch)
     return selection.champion.point.name if selection.champion else "none"

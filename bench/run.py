@@ -7,7 +7,8 @@ its raw files: ingest -> features -> train -> assign -> report, each timed with 
 memory, and the floors of bench/floors.py timed just before their stage. The sweep grid is
 k = 2..6 for the three algorithms, one start per fit (BENCH_SWEEP; `--full-sweep` keeps the
 configured grid); the naive sweep, which fits on every customer, runs up to
-`--naive-max-customers`. The printed output is also written to bench/results/<scale>.txt.
+`--naive-max-customers`. Each stage's result is printed as `segment` prints it
+(`segmentation.cli.format_result`); the output is also written to bench/results/<scale>.txt.
 """
 
 from __future__ import annotations
@@ -22,24 +23,29 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from bench_data import dataset_overrides, ensure_generated
 from floors import assignment_floor, features_floor, naive_sweep
 from pyspark.sql import SparkSession
 
-from jobs.assign import run_assign
-from jobs.build_features import run_features
-from jobs.common import configure_logging
-from jobs.ingest import run_ingest
-from jobs.report import run_report
-from jobs.train import run_train
-from segmentation.assign import SEGMENT_ASSIGNMENTS, SEGMENT_MEMBERSHIP, SEGMENT_PROFILES
+from segmentation.cli import configure_logging, format_result
 from segmentation.config import ALGORITHMS, Config, load_config
-from segmentation.features import CUSTOMER_FEATURES
-from segmentation.ingest import TRANSACTIONS
-from segmentation.io import read_table, table_ref
+from segmentation.io import read_source, read_table, table_ref
 from segmentation.spark import get_spark
+from segmentation.stages.assign import run_assign
+from segmentation.stages.features import run_features
+from segmentation.stages.ingest import run_ingest
+from segmentation.stages.report import run_report
+from segmentation.stages.train import run_train
+from segmentation.tables import (
+    CUSTOMER_FEATURES,
+    SEGMENT_ASSIGNMENTS,
+    SEGMENT_MEMBERSHIP,
+    SEGMENT_PROFILES,
+    TRANSACTIONS,
+    Table,
+)
 
 SCALES = {"100k": 100_000, "1m": 1_000_000, "10m": 10_000_000}
 BENCH_SWEEP = (
@@ -73,9 +79,9 @@ class PeakMemory:
     bounded by `spark.driver_memory` plus off-heap; Python's shows what reached the driver.
     """
 
-    def __init__(self, spark: SparkSession) -> None:
-        self.jvm_pid = int(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid())
+    def __init__(self) -> None:
         self.python_pid = os.getpid()
+        self.jvm_pid = driver_jvm_pid(self.python_pid)
 
     def reset(self) -> None:
         for pid in (self.jvm_pid, self.python_pid):
@@ -83,6 +89,43 @@ class PeakMemory:
 
     def peaks_mb(self) -> tuple[float, float]:
         return _high_water_mb(self.jvm_pid), _high_water_mb(self.python_pid)
+
+
+def driver_jvm_pid(python_pid: int) -> int:
+    """The driver JVM of a local session: the child process of this Python that runs
+    SparkSubmit (pyspark launches it with spark-submit, whose scripts exec the JVM in place).
+    Read from /proc, not through the session's private gateway handles."""
+    jvms = [pid for pid in _children(python_pid) if _SPARK_SUBMIT in _command_line(pid)]
+    if len(jvms) != 1:
+        raise RuntimeError(
+            f"expected one driver JVM among the children of process {python_pid}, found {jvms}; "
+            "the bench needs the local session it starts itself"
+        )
+    return jvms[0]
+
+
+_SPARK_SUBMIT = "org.apache.spark.deploy.SparkSubmit"
+
+
+def _children(pid: int) -> list[int]:
+    """Child processes of `pid`, from the parent field of every /proc/<pid>/stat."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # The command name in brackets may hold spaces: the fields follow its last ")".
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended while we looked
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return sorted(children)
+
+
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def _high_water_mb(pid: int) -> float:
@@ -123,47 +166,54 @@ def main() -> None:
     output = Output()
     output.line(f"$ {shlex.join([Path(sys.executable).name, *sys.argv])}")
     output.line(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
-    ensure_generated(cfg, spark, customers, output.line)
+    ensure_generated(cfg, spark, customers, say=output.line)
     for table in (CUSTOMER_FEATURES, SEGMENT_ASSIGNMENTS, SEGMENT_PROFILES, SEGMENT_MEMBERSHIP):
         shutil.rmtree(table_ref(cfg.lake, table).path, ignore_errors=True)
 
-    memory = PeakMemory(spark)
+    memory = PeakMemory()
     measurements: list[Measurement] = []
 
     def measure(
         stage: str,
-        run: Callable[[Config, SparkSession], str],
-        input_table: str,
+        run: Callable[[Config, SparkSession], Any],
+        input_table: Optional[Table],
+        *,
         floor: Optional[Callable[[], object]] = None,
-    ) -> str:
+    ) -> Any:
+        """Run one stage (its floor first), print its result and return it."""
         floor_seconds = timed(floor)[0] if floor else None
         rows = count_rows(spark, cfg, input_table)
         memory.reset()
-        seconds, printed = timed(lambda: run(cfg, spark))
+        seconds, result = timed(lambda: run(cfg, spark))
         measurements.append(Measurement(stage, rows, seconds, *memory.peaks_mb(), floor_seconds))
-        output.line(printed)
+        output.line(format_result(result))
         floor_text = f", floor {floor_seconds:.1f} s" if floor_seconds is not None else ""
         output.line(f"[bench] {stage}: {seconds:.1f} s{floor_text}")
-        return printed
+        return result
 
-    measure("ingest", run_ingest, "raw")
-    measure("features", run_features, TRANSACTIONS, lambda: features_floor(cfg, spark))
+    measure("ingest", run_ingest, None)
+    measure("features", run_features, TRANSACTIONS, floor=lambda: features_floor(cfg, spark))
     naive: dict[str, str] = {}
     trained = measure(
         "train (sweep)",
         run_train,
         CUSTOMER_FEATURES,
-        (lambda: naive.setdefault("champion", naive_sweep(configured("naive"), spark)))
+        floor=(lambda: naive.setdefault("champion", naive_sweep(configured("naive"), spark)))
         if customers <= args.naive_max_customers
         else None,
     )
-    champion = next(line for line in trained.splitlines() if line.startswith("champion:"))
     if naive:
-        same = champion.startswith(f"champion: {naive['champion']},")
+        same = trained.champion.name == naive["champion"]
         measurements[-1].note = f"naive champion {naive['champion']}: {'same' if same else 'DIFFERENT'}"
     else:
         measurements[-1].note = f"naive sweep not run above {args.naive_max_customers:,} customers"
-    measure("assign", run_assign, CUSTOMER_FEATURES, lambda: assignment_floor(cfg, spark, scratch / "floor"))
+    assigned = measure(
+        "assign",
+        run_assign,
+        CUSTOMER_FEATURES,
+        floor=lambda: assignment_floor(cfg, spark, scratch / "floor"),
+    )
+    measurements[-1].note = "; ".join(f"{phase} {s:.1f} s" for phase, s in assigned.phase_seconds.items())
     measure("report", run_report, SEGMENT_ASSIGNMENTS)
 
     output.line("")
@@ -187,9 +237,10 @@ def timed(fn: Callable[[], object]) -> tuple[float, object]:
     return time.perf_counter() - started, result
 
 
-def count_rows(spark: SparkSession, cfg: Config, table: str) -> int:
-    if table == "raw":
-        return spark.read.format(cfg.input.transactions.format).load(cfg.input.transactions.path).count()
+def count_rows(spark: SparkSession, cfg: Config, table: Optional[Table]) -> int:
+    """Rows of a lake table; None: of the raw transactions input, as ingest reads it."""
+    if table is None:
+        return read_source(spark, cfg.input.transactions, table=TRANSACTIONS.name).count()
     return read_table(spark, table_ref(cfg.lake, table)).count()
 
 

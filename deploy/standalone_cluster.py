@@ -1,8 +1,10 @@
 """`make cluster-demo`: the pipeline under spark-submit on a real Spark standalone cluster.
 
 A master and two workers start on 127.0.0.1 with the installed pyspark's own `spark-class`
-launcher; the project's wheel goes to the driver and executors in `--py-files` and Delta's
-jars in `--jars`, exactly as on a real cluster. Every path handed to the jobs is absolute:
+launcher; the project's wheel (the `segmentation` package) goes to the driver and executors in
+`--py-files` and Delta's jars in `--jars`, exactly as on a real cluster, and spark-submit runs
+the thin scripts `jobs/generate_data.py` and `jobs/pipeline.py` as files (they are not in the
+wheel: each only calls `segmentation.cli.main`). Every path handed to the jobs is absolute:
 the executors run in the workers' own folders, not in the driver's working directory.
 The cluster this starts is stopped again by process id, whatever happens.
 
@@ -21,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -36,6 +39,10 @@ from segmentation.tracking import user_environment
 PROJECT = Path(__file__).resolve().parent.parent
 SPARK_HOME = Path(pyspark.__file__).resolve().parent
 HOST = "127.0.0.1"
+# What the wheel is built from; copied first, so nothing else in the checkout (a stale build/
+# folder, say) can end up in it.
+WHEEL_SOURCES = ("setup.py", "pyproject.toml", "conf", "segmentation")
+JOB_SCRIPTS = ("jobs/generate_data.py", "jobs/pipeline.py")
 
 
 def free_port() -> int:
@@ -154,19 +161,33 @@ class StandaloneCluster:
 
 
 def build_wheel(dest: Path) -> Path:
-    """The project's wheel, as a user ships it to a cluster."""
+    """The project's wheel, as a user ships it to a cluster, built from a clean copy of its
+    sources (setuptools would otherwise pack whatever a stale build/ folder still holds)."""
     shutil.rmtree(dest, ignore_errors=True)
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", dest, "."],
-        cwd=PROJECT,
-        check=True,
-    )
+    dest.mkdir(parents=True)
+    with tempfile.TemporaryDirectory(prefix="wheel-sources-") as folder:
+        sources = Path(folder)
+        for name in WHEEL_SOURCES:
+            source = PROJECT / name
+            if source.is_dir():
+                shutil.copytree(source, sources / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(source, sources / name)
+        subprocess.run(
+            [
+                sys.executable,
+                *("-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"),
+                *("-w", str(dest.resolve()), "."),
+            ],
+            cwd=sources,
+            check=True,
+        )
     (wheel,) = dest.glob("customer_segmentation-*.whl")
     return wheel
 
 
 def submit_command(
-    master_url: str, wheel: Path, jars: list[Path], script: str, job_args: list[str]
+    master_url: str, wheel: Path, jars: list[Path], *, script: str, job_args: list[str]
 ) -> list[str]:
     """spark-submit in client mode: the driver here, the executors on the workers."""
     settings = {
@@ -206,7 +227,7 @@ class DemoResult:
     job_output: dict[str, str]  # what each submitted script printed to stdout
 
 
-def run_demo(root: Path, customers: int, extra_overrides: list[str], maven_repo: str) -> DemoResult:
+def run_demo(root: Path, customers: int, *, extra_overrides: list[str], maven_repo: str) -> DemoResult:
     """Generate and run the whole pipeline on a fresh standalone cluster. Raises when a job fails."""
     root = root.resolve()
     for stale in ("lake", "raw", "mlflow.db", "mlruns", "reports", "cluster"):
@@ -224,8 +245,8 @@ def run_demo(root: Path, customers: int, extra_overrides: list[str], maven_repo:
         print(f"standalone cluster: master {cluster.master_url}, {cluster.workers} workers", flush=True)
         args = ["--conf", "local", *(f"--set={override}" for override in overrides)]
         env = {**user_environment(), "PYSPARK_PYTHON": sys.executable}
-        for script in ("jobs/generate_data.py", "jobs/pipeline.py"):
-            command = submit_command(cluster.master_url, wheel, jars, script, args)
+        for script in JOB_SCRIPTS:
+            command = submit_command(cluster.master_url, wheel, jars, script=script, job_args=args)
             print("$ " + shlex.join(command), flush=True)
             job = subprocess.run(command, check=True, cwd=root, env=env, stdout=subprocess.PIPE, text=True)
             print(job.stdout, flush=True)
@@ -249,7 +270,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE")
     args = parser.parse_args()
     try:
-        run_demo(args.root, args.customers, args.overrides, args.maven_repo)
+        run_demo(args.root, args.customers, extra_overrides=args.overrides, maven_repo=args.maven_repo)
     except subprocess.CalledProcessError as exc:
         sys.exit(f"error: {exc}")
 

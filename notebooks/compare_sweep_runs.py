@@ -36,6 +36,7 @@ from mlflow.exceptions import MlflowException
 from segmentation import plots, tracking
 from segmentation.config import load_config
 from segmentation.errors import InputError
+from segmentation.tables import ALGORITHM, K
 
 # COMMAND ----------
 
@@ -158,8 +159,8 @@ board = columns(
     fits,
     {
         "tags.mlflow.runName": "fit",
-        "params.algorithm": "algorithm",
-        "params.k": "k",
+        f"params.{ALGORITHM}": ALGORITHM,
+        f"params.{K}": K,
         "metrics.clusters": "clusters",
         **{f"metrics.{metric}": metric for metric, _ in plots.SWEEP_METRICS},
         "metrics.stability": "stability",
@@ -169,13 +170,13 @@ board = columns(
         "run_id": "run_id",
     },
 )
-board["k"] = board["k"].astype(int)
+board[K] = board[K].astype(int)
 board = (
     board.assign(
         _ineligible=board["eligible"] != "true",
         _silhouette=-board["silhouette"].round(decimals).fillna(-2.0),
     )
-    .sort_values(["_ineligible", "_silhouette", "clusters", "k"])
+    .sort_values(["_ineligible", "_silhouette", "clusters", K])
     .drop(columns=["_ineligible", "_silhouette"])
     .reset_index(drop=True)
 )
@@ -194,7 +195,7 @@ show(board)
 
 # COMMAND ----------
 
-show(board.pivot_table(index="k", columns="algorithm", values="silhouette", aggfunc="max").reset_index())
+show(board.pivot_table(index=K, columns=ALGORITHM, values="silhouette", aggfunc="max").reset_index())
 rows = [
     {name: value for name, value in row.items() if not (isinstance(value, float) and np.isnan(value))}
     for row in board.to_dict("records")
@@ -204,7 +205,7 @@ champion_run_id = logged(sweep, "tags.champion_run_id")
 champions = board[board["run_id"] == champion_run_id]
 if not champions.empty:
     figure.axes[0].scatter(
-        champions["k"],
+        champions[K],
         champions["silhouette"],
         s=200,
         facecolors="none",

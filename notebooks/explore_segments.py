@@ -31,20 +31,48 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from segmentation import plots
-from segmentation.assign import (
+from segmentation.cli import matrix_lines, segment_table
+from segmentation.config import load_config
+from segmentation.history import previous_assignment_id
+from segmentation.io import read_assignments, read_table, table_exists, table_ref
+from segmentation.profiles import SegmentSummary
+from segmentation.report import HEADLINE_FEATURES
+from segmentation.spark import get_spark
+from segmentation.stages.history import run_history, summarize_migration
+from segmentation.tables import (
+    ALGORITHM,
+    ASSIGNED_AT,
     ASSIGNMENT_ID,
-    SEGMENT_ASSIGNMENTS,
+    CUSTOMER_COUNT,
+    CUSTOMER_ID,
+    CUSTOMER_SHARE,
+    DESCRIPTION,
+    DISTANCE_TO_CENTROID,
+    FEATURE,
+    FEATURE_STATS,
+    FEATURES_AS_OF_DATE,
+    FEATURES_TABLE_VERSION,
+    IS_CURRENT,
+    MATCH_JACCARD,
+    MEDIAN,
+    MLFLOW_RUN_ID,
+    MODEL_NAME,
+    MODEL_VERSION,
+    PREVIOUS_SEGMENT_ID,
+    REVENUE,
+    REVENUE_SHARE,
+    RULE,
+    RULE_PRECISION,
+    RULE_RECALL,
+    RULES_FIDELITY,
     SEGMENT_ID,
     SEGMENT_MEMBERSHIP,
     SEGMENT_NAME,
+    SEGMENT_PROBABILITY,
     SEGMENT_PROFILES,
+    VALID_FROM,
+    Z_SCORE,
 )
-from segmentation.config import load_config
-from segmentation.features import CUSTOMER_ID
-from segmentation.history import MigrationSummary, assignment_versions, migration, previous_assignment_id
-from segmentation.io import read_assignments, read_table, table_exists, table_history, table_ref
-from segmentation.report import HEADLINE_FEATURES, segment_table
-from segmentation.spark import get_spark
 
 # COMMAND ----------
 
@@ -102,21 +130,21 @@ def show_figure(figure: Figure, name: str) -> None:
 
 # COMMAND ----------
 
-assignment_id, assignments = read_assignments(spark, cfg.lake, assignment_id)
+assignment_id, assignments = read_assignments(spark, cfg.lake, assignment_id=assignment_id)
 all_profiles = read_table(spark, table_ref(cfg.lake, SEGMENT_PROFILES))
 profiles = all_profiles.filter(F.col(ASSIGNMENT_ID) == F.lit(assignment_id)).orderBy(SEGMENT_ID)
 profile_rows = profiles.collect()  # one row per segment
 first = profile_rows[0]
-previous_id = previous_assignment_id(all_profiles, first.assigned_at)
-customers = sum(p.customers for p in profile_rows)
+previous_id = previous_assignment_id(all_profiles, first[ASSIGNED_AT])
+customers = sum(p[CUSTOMER_COUNT] for p in profile_rows)
 print(
     "\n".join(
         [
             f"assignment {assignment_id}: {customers:,} customers in {len(profile_rows)} segments",
-            f"  scored by {first.model_name} version {first.model_version} ({first.algorithm}), "
-            f"MLflow run {first.mlflow_run_id}",
-            f"  features as of {first.features_as_of_date} (customer_features version "
-            f"{first.features_table_version}), assigned {first.assigned_at} UTC",
+            f"  scored by {first[MODEL_NAME]} version {first[MODEL_VERSION]} ({first[ALGORITHM]}), "
+            f"MLflow run {first[MLFLOW_RUN_ID]}",
+            f"  features as of {first[FEATURES_AS_OF_DATE]} (customer_features version "
+            f"{first[FEATURES_TABLE_VERSION]}), assigned {first[ASSIGNED_AT]} UTC",
             f"  previous assignment: {previous_id or 'none, this is the first'}",
         ]
     )
@@ -133,25 +161,25 @@ print(
 
 # COMMAND ----------
 
-print("\n".join(segment_table(profile_rows, matched=previous_id is not None)))
+print("\n".join(segment_table([SegmentSummary.of(p) for p in profile_rows], matched=previous_id is not None)))
 show(
     profiles.select(
         SEGMENT_ID,
         SEGMENT_NAME,
-        "description",
-        "customers",
-        F.round("customer_share", 4).alias("customer_share"),
-        F.round("revenue", 2).alias("revenue"),
-        F.round("revenue_share", 4).alias("revenue_share"),
-        "previous_segment_id",
-        F.round("match_jaccard", 3).alias("match_jaccard"),
+        DESCRIPTION,
+        CUSTOMER_COUNT,
+        F.round(CUSTOMER_SHARE, 4).alias(CUSTOMER_SHARE),
+        F.round(REVENUE, 2).alias(REVENUE),
+        F.round(REVENUE_SHARE, 4).alias(REVENUE_SHARE),
+        PREVIOUS_SEGMENT_ID,
+        F.round(MATCH_JACCARD, 3).alias(MATCH_JACCARD),
     )
 )
 labels = [f"{p[SEGMENT_ID]} {p[SEGMENT_NAME]}" for p in profile_rows]
 show_figure(
     plots.segment_sizes(
         labels,
-        np.array([p.customers for p in profile_rows], dtype=float),
+        np.array([p[CUSTOMER_COUNT] for p in profile_rows], dtype=float),
         f"customers per segment, {assignment_id}",
     ),
     "segment_sizes",
@@ -169,17 +197,17 @@ show_figure(
 
 # COMMAND ----------
 
-fidelity = first.rules_fidelity
+fidelity = first[RULES_FIDELITY]
 print(f"rules fidelity: {fidelity:.1%}" if fidelity is not None else "rules fidelity: -")
 for p in profile_rows:
-    print(f"  {p[SEGMENT_ID]} {p[SEGMENT_NAME]}: {p.rule}")
+    print(f"  {p[SEGMENT_ID]} {p[SEGMENT_NAME]}: {p[RULE]}")
 show(
     profiles.select(
         SEGMENT_ID,
         SEGMENT_NAME,
-        "rule",
-        F.round("rule_recall", 3).alias("recall"),
-        F.round("rule_precision", 3).alias("precision"),
+        RULE,
+        F.round(RULE_RECALL, 3).alias("recall"),
+        F.round(RULE_PRECISION, 3).alias("precision"),
     )
 )
 
@@ -194,22 +222,24 @@ show(
 
 # COMMAND ----------
 
-available = {s.feature for s in first.feature_stats}
+available = {s[FEATURE] for s in first[FEATURE_STATS]}
 headline = [feature for feature in HEADLINE_FEATURES if feature in available]
-stats = profiles.select(SEGMENT_ID, SEGMENT_NAME, F.explode("feature_stats").alias("stat")).filter(
-    F.col("stat.feature").isin(headline)
+stats = profiles.select(SEGMENT_ID, SEGMENT_NAME, F.explode(FEATURE_STATS).alias("stat")).filter(
+    F.col(f"stat.{FEATURE}").isin(headline)
 )
 show(
     stats.groupBy(SEGMENT_ID, SEGMENT_NAME)
-    .pivot("stat.feature", headline)
-    .agg(F.first(F.round("stat.median", 2)))
+    .pivot(f"stat.{FEATURE}", headline)
+    .agg(F.first(F.round(f"stat.{MEDIAN}", 2)))
     .orderBy(SEGMENT_ID)
 )
 z_scores = np.array(
-    [[{s.feature: s.z_score for s in p.feature_stats}[f] or 0.0 for f in headline] for p in profile_rows]
+    [[{s[FEATURE]: s[Z_SCORE] for s in p[FEATURE_STATS]}[f] or 0.0 for f in headline] for p in profile_rows]
 )
 show_figure(
-    plots.profile_heatmap(labels, z_scores, headline, f"segment means, population z-scores, {assignment_id}"),
+    plots.profile_heatmap(
+        labels, z_scores, headline, title=f"segment means, population z-scores, {assignment_id}"
+    ),
     "profile_heatmap",
 )
 
@@ -227,13 +257,13 @@ show_figure(
 show(
     assignments.groupBy(SEGMENT_ID, SEGMENT_NAME)
     .agg(
-        F.count(F.lit(1)).alias("customers"),
-        F.round(F.avg("segment_probability"), 3).alias("mean_probability"),
-        F.round(F.percentile_approx("segment_probability", 0.1), 3).alias("probability_p10"),
-        F.round(F.avg(F.when(F.col("segment_probability") < 0.6, 1.0).otherwise(0.0)), 3).alias(
+        F.count(F.lit(1)).alias(CUSTOMER_COUNT),
+        F.round(F.avg(SEGMENT_PROBABILITY), 3).alias("mean_probability"),
+        F.round(F.percentile_approx(SEGMENT_PROBABILITY, 0.1), 3).alias("probability_p10"),
+        F.round(F.avg(F.when(F.col(SEGMENT_PROBABILITY) < 0.6, 1.0).otherwise(0.0)), 3).alias(
             "share_below_0_6"
         ),
-        F.round(F.avg("distance_to_centroid"), 3).alias("mean_distance"),
+        F.round(F.avg(DISTANCE_TO_CENTROID), 3).alias("mean_distance"),
     )
     .orderBy(SEGMENT_ID)
 )
@@ -249,22 +279,22 @@ show(
 
 # COMMAND ----------
 
-versions = assignment_versions(table_history(spark, table_ref(cfg.lake, SEGMENT_ASSIGNMENTS)))
+history = run_history(cfg, spark)  # the same list as `segment history`
 show(
     spark.createDataFrame(
         [
             (
-                v["version"],
-                v["timestamp"],
-                v[ASSIGNMENT_ID],
-                f"{v['model_name']} v{v['model_version']}",
-                str(v["as_of_date"]),
-                v["customers"],
+                v.version,
+                v.timestamp,
+                v.assignment_id,
+                f"{v.model_name} v{v.model_version}",
+                str(v.as_of_date),
+                v.customers,
             )
-            for v in versions
+            for v in history.versions
         ],
-        "delta_version long, written timestamp, assignment_id string, model string, as_of_date string, "
-        "customers long",
+        f"delta_version long, written timestamp, {ASSIGNMENT_ID} string, model string, as_of_date string, "
+        f"{CUSTOMER_COUNT} long",
     )
 )
 
@@ -273,21 +303,21 @@ segment_sizes = all_profiles.withColumn(
 )
 sizes = (
     segment_sizes.select(
-        ASSIGNMENT_ID, "features_as_of_date", "assigned_at", SEGMENT_ID, "segment", "customers"
+        ASSIGNMENT_ID, FEATURES_AS_OF_DATE, ASSIGNED_AT, SEGMENT_ID, "segment", CUSTOMER_COUNT
     )
-    .orderBy("features_as_of_date", "assigned_at", SEGMENT_ID)
+    .orderBy(FEATURES_AS_OF_DATE, ASSIGNED_AT, SEGMENT_ID)
     .collect()  # one row per segment and assignment
 )
 order = list(dict.fromkeys(row[ASSIGNMENT_ID] for row in sizes))
-segments = list(dict.fromkeys(row.segment for row in sorted(sizes, key=lambda row: row[SEGMENT_ID])))
+segments = list(dict.fromkeys(row["segment"] for row in sorted(sizes, key=lambda row: row[SEGMENT_ID])))
 show(
-    segment_sizes.groupBy(ASSIGNMENT_ID, "features_as_of_date", "assigned_at")
+    segment_sizes.groupBy(ASSIGNMENT_ID, FEATURES_AS_OF_DATE, ASSIGNED_AT)
     .pivot("segment", segments)
-    .agg(F.first("customers"))
-    .orderBy("features_as_of_date", "assigned_at")
+    .agg(F.first(CUSTOMER_COUNT))
+    .orderBy(FEATURES_AS_OF_DATE, ASSIGNED_AT)
 )
 
-customers_at = {(row[ASSIGNMENT_ID], row.segment): row.customers for row in sizes}
+customers_at = {(row[ASSIGNMENT_ID], row["segment"]): row[CUSTOMER_COUNT] for row in sizes}
 figure = Figure(figsize=(max(8, 1.6 * len(order)), 4.5), layout="constrained")
 axis = figure.subplots()
 for segment in segments:
@@ -319,9 +349,8 @@ show_figure(figure, "sizes_over_time")
 if previous_id is None:
     print("this is the first assignment; there is nothing to compare with")
 else:
-    _, before = read_assignments(spark, cfg.lake, previous_id)
-    cells = migration(before, assignments)
-    summary = MigrationSummary.from_cells([row.asDict() for row in cells.collect()])  # (k + 1)^2 rows
+    _, before = read_assignments(spark, cfg.lake, assignment_id=previous_id)
+    summary, _ = summarize_migration(spark, before, assignments)  # (k + 1)^2 cells
     retention = ", ".join(
         f"{segment} {summary.names[segment]} {share:.0%}"
         for segment, share in sorted(summary.retention.items())
@@ -330,7 +359,7 @@ else:
         "\n".join(
             [
                 f"migration {previous_id} -> {assignment_id} (rows: before, columns: now; share of the row)",
-                *summary.matrix_lines(),
+                *matrix_lines(summary),
                 f"customers new: {summary.new_customers:,}; gone: {summary.gone_customers:,}",
                 f"retention (same segment id now): {retention}",
             ]
@@ -351,21 +380,21 @@ else:
 
 membership_ref = table_ref(cfg.lake, SEGMENT_MEMBERSHIP)
 if not table_exists(spark, membership_ref):
-    print(f"no {SEGMENT_MEMBERSHIP} table yet at {membership_ref}")
+    print(f"no {SEGMENT_MEMBERSHIP.name} table yet at {membership_ref}")
 else:
     membership = read_table(spark, membership_ref)
     show(
-        membership.filter(F.col("is_current"))
-        .groupBy(SEGMENT_ID, SEGMENT_NAME, "valid_from")
+        membership.filter(F.col(IS_CURRENT))
+        .groupBy(SEGMENT_ID, SEGMENT_NAME, VALID_FROM)
         .agg(F.count(F.lit(1)).alias("current_members"))
         .orderBy(SEGMENT_ID)
     )
     show(
         membership.groupBy(CUSTOMER_ID)
-        .agg(F.count(F.lit(1)).alias("periods"), F.max(F.col("is_current").cast("int")).alias("current"))
+        .agg(F.count(F.lit(1)).alias("periods"), F.max(F.col(IS_CURRENT).cast("int")).alias("current"))
         .groupBy("periods")
         .agg(
-            F.count(F.lit(1)).alias("customers"),
+            F.count(F.lit(1)).alias(CUSTOMER_COUNT),
             F.sum("current").alias("still_current"),
         )
         .orderBy("periods")

@@ -14,33 +14,32 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 from pyspark.ml import PipelineModel
 from pyspark.ml.clustering import BisectingKMeansModel, GaussianMixtureModel, KMeansModel
 from pyspark.ml.functions import vector_to_array
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from segmentation.errors import InputError
-from segmentation.features import AS_OF_DATE, CUSTOMER_ID
+from segmentation.lineage import Lineage, ModelIdentity
 from segmentation.models import PREDICTION, PROBABILITY, SCALED
+from segmentation.naming import assign_names
+from segmentation.profiles import ClusterProfile
+from segmentation.tables import (
+    ASSIGNMENT_ID,
+    CUSTOMER_ID,
+    DISTANCE_TO_CENTROID,
+    MODEL_CLUSTER_ID,
+    SEGMENT_ID,
+    SEGMENT_NAME,
+    SEGMENT_PROBABILITY,
+)
 
-SEGMENT_ASSIGNMENTS = "segment_assignments"
-SEGMENT_PROFILES = "segment_profiles"
-SEGMENT_MEMBERSHIP = "segment_membership"
-SEGMENT_MIGRATIONS = "segment_migrations"
-
-ASSIGNMENT_ID = "assignment_id"
-SEGMENT_ID = "segment_id"
-SEGMENT_NAME = "segment_name"
-CLUSTER = "model_cluster_id"
-CONFIDENCE = "segment_probability"
-DISTANCE = "distance_to_centroid"
-REVENUE = "monetary"
 _POINT = "_point"
 _DISTANCES = "_distances"
 
@@ -52,56 +51,33 @@ _ALGORITHMS = {
 
 
 @dataclass(frozen=True)
-class ModelIdentity:
-    """What scored an assignment, as written on every gold row."""
-
-    name: str
-    version: Optional[str]
-    run_id: str
-
-
-@dataclass(frozen=True)
-class FeatureStats:
-    feature: str
-    mean: Optional[float]
-    median: Optional[float]
-    z_score: Optional[float]
-
-
-@dataclass
-class ClusterProfile:
-    """One cluster of one assignment: sizes, feature statistics and, once known, identity,
-    name and rule."""
-
-    cluster: int
-    customers: int
-    revenue: float
-    customer_share: float
-    revenue_share: float
-    features: dict[str, FeatureStats]
-    rule_hits: int = 0
-    rule_predicted: int = 0
-    segment_id: int = -1
-    segment_name: str = ""
-    description: str = ""
-    rule: str = ""
-    previous_segment_id: Optional[int] = None
-    match_jaccard: Optional[float] = None
-
-    def z(self, feature: str) -> float:
-        stats = self.features.get(feature)
-        return stats.z_score if stats is not None and stats.z_score is not None else 0.0
-
-    def median(self, feature: str) -> Optional[float]:
-        stats = self.features.get(feature)
-        return stats.median if stats is not None else None
-
-
-@dataclass(frozen=True)
 class SegmentMatch:
     segment_id: int
     previous_segment_id: Optional[int]
     jaccard: Optional[float]
+
+
+@dataclass(frozen=True)
+class PreviousAssignment:
+    """The assignment a new one is matched against: its id, its segments' ids, names and sizes,
+    and the next segment id never used in any assignment."""
+
+    assignment_id: str
+    segment_sizes: dict[int, int]
+    segment_names: dict[int, str]
+    next_segment_id: int
+
+
+def assignment_id_for(as_of_date: dt.date, model: ModelIdentity) -> str:
+    """`<as_of_date>_<model name>_v<version>`; a run's unregistered model: `..._run-<run id>`.
+
+    >>> assignment_id_for(dt.date(2025, 12, 31), ModelIdentity("churn", "3", "abc"))
+    '2025-12-31_churn_v3'
+    """
+    if "'" in model.name:
+        raise InputError(f"registered model name {model.name!r}: a quote cannot go into an assignment id")
+    version = f"v{model.version}" if model.version is not None else f"run-{model.run_id[:12]}"
+    return f"{as_of_date.isoformat()}_{model.name}_{version}"
 
 
 def clustering_stage(model: PipelineModel):
@@ -160,100 +136,20 @@ def score_customers(model: PipelineModel, features: DataFrame) -> DataFrame:
         )
     return with_distances.select(
         *[F.col(column) for column in features.columns],
-        cluster.cast("int").alias(CLUSTER),
-        confidence.alias(CONFIDENCE),
-        own.alias(DISTANCE),
+        cluster.cast("int").alias(MODEL_CLUSTER_ID),
+        confidence.alias(SEGMENT_PROBABILITY),
+        own.alias(DISTANCE_TO_CENTROID),
     )
-
-
-def numeric_features(features: DataFrame) -> list[str]:
-    """Every numeric column of `customer_features` except the key: what profiles describe."""
-    numeric = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.DecimalType)
-    return [
-        f.name
-        for f in features.schema.fields
-        if isinstance(f.dataType, numeric) and f.name not in {CUSTOMER_ID, AS_OF_DATE, CLUSTER}
-    ]
-
-
-def profile_clusters(
-    scored: DataFrame,
-    feature_columns: list[str],
-    median_accuracy: int,
-    clusters: int,
-    rule_prediction: Optional[str] = None,
-    median_sample: Optional[Column] = None,
-) -> list[ClusterProfile]:
-    """Per cluster with customers: customers, revenue (`monetary`), mean, median and population
-    z-score of each feature (z = (segment mean - population mean) / population standard
-    deviation) and, with a rule prediction column, the counts behind the rules' recall and
-    precision. One pass over `scored`; `clusters` is the model's number of clusters.
-
-    Medians are `percentile_approx`, the costly part, taken over the rows where
-    `median_sample` holds (default: all); means and counts always cover every row."""
-    aggregates = [F.count(F.lit(1)).alias("_customers"), F.sum(F.col(REVENUE)).alias("_revenue")]
-    for index, column in enumerate(feature_columns):
-        value = F.col(column).cast("double")
-        sampled = value if median_sample is None else F.when(median_sample, value)
-        aggregates += [
-            F.count(value).alias(f"_n{index}"),
-            F.sum(value).alias(f"_s{index}"),
-            F.sum(value * value).alias(f"_q{index}"),
-            F.percentile_approx(sampled, 0.5, median_accuracy).alias(f"_m{index}"),
-        ]
-    if rule_prediction:
-        predicted = F.col(rule_prediction)
-        aggregates.append(F.sum(F.when(predicted == F.col(CLUSTER), 1).otherwise(0)).alias("_hits"))
-        aggregates += [
-            F.sum(F.when(predicted == F.lit(cluster), 1).otherwise(0)).alias(f"_p{cluster}")
-            for cluster in range(clusters)
-        ]
-    rows = {row[CLUSTER]: row for row in scored.groupBy(CLUSTER).agg(*aggregates).collect()}
-
-    total_customers = sum(row["_customers"] for row in rows.values())
-    total_revenue = sum(row["_revenue"] or 0.0 for row in rows.values())
-    population = {}
-    for index, column in enumerate(feature_columns):
-        n = sum(row[f"_n{index}"] for row in rows.values())
-        total = sum(row[f"_s{index}"] or 0.0 for row in rows.values())
-        squares = sum(row[f"_q{index}"] or 0.0 for row in rows.values())
-        mean = total / n if n else None
-        variance = max(squares / n - mean * mean, 0.0) if n else None
-        population[column] = (mean, math.sqrt(variance) if variance is not None else None)
-
-    profiles = []
-    for cluster, row in sorted(rows.items()):
-        stats = {}
-        for index, column in enumerate(feature_columns):
-            n = row[f"_n{index}"]
-            mean = row[f"_s{index}"] / n if n else None
-            pop_mean, pop_std = population[column]
-            z = (mean - pop_mean) / pop_std if mean is not None and pop_std else (0.0 if n else None)
-            stats[column] = FeatureStats(column, mean, row[f"_m{index}"], z)
-        revenue = float(row["_revenue"] or 0.0)
-        profiles.append(
-            ClusterProfile(
-                cluster=cluster,
-                customers=row["_customers"],
-                revenue=revenue,
-                customer_share=row["_customers"] / total_customers,
-                revenue_share=revenue / total_revenue if total_revenue else 0.0,
-                features=stats,
-                rule_hits=row["_hits"] if rule_prediction else 0,
-                rule_predicted=sum(other[f"_p{cluster}"] for other in rows.values())
-                if rule_prediction
-                else 0,
-            )
-        )
-    return profiles
 
 
 def member_overlaps(current: DataFrame, previous: DataFrame) -> dict[tuple[int, int], int]:
     """Customers shared by (current cluster, previous segment): a k x k' table."""
-    joined = current.select(CUSTOMER_ID, CLUSTER).join(previous.select(CUSTOMER_ID, SEGMENT_ID), CUSTOMER_ID)
+    joined = current.select(CUSTOMER_ID, MODEL_CLUSTER_ID).join(
+        previous.select(CUSTOMER_ID, SEGMENT_ID), CUSTOMER_ID
+    )
     return {
-        (row[CLUSTER], row[SEGMENT_ID]): row["count"]
-        for row in joined.groupBy(CLUSTER, SEGMENT_ID).count().collect()
+        (row[MODEL_CLUSTER_ID], row[SEGMENT_ID]): row["count"]
+        for row in joined.groupBy(MODEL_CLUSTER_ID, SEGMENT_ID).count().collect()
     }
 
 
@@ -261,12 +157,13 @@ def match_segments(
     cluster_sizes: dict[int, int],
     previous_sizes: dict[int, int],
     overlaps: dict[tuple[int, int], int],
+    *,
     min_jaccard: float,
     next_id: int,
 ) -> dict[int, SegmentMatch]:
     """Stable segment ids for a new assignment's clusters (see the module docstring).
 
-    >>> match_segments({0: 10, 1: 5}, {7: 5, 3: 10}, {(0, 3): 10, (1, 7): 5}, 0.5, next_id=8)[0]
+    >>> match_segments({0: 10, 1: 5}, {7: 5, 3: 10}, {(0, 3): 10, (1, 7): 5}, min_jaccard=0.5, next_id=8)[0]
     SegmentMatch(segment_id=3, previous_segment_id=3, jaccard=1.0)
     """
     jaccard = {
@@ -295,121 +192,71 @@ def match_segments(
     return matches
 
 
-def label_assignments(
-    scored: DataFrame,
+def identify_segments(
     profiles: list[ClusterProfile],
-    assignment_id: str,
-    model: ModelIdentity,
-    algorithm: str,
-    as_of_date: dt.date,
-    features_version: int,
-    assigned_at: dt.datetime,
+    previous: Optional[PreviousAssignment],
+    overlaps: dict[tuple[int, int], int],
+    *,
+    min_jaccard: float,
+) -> None:
+    """Give every profile its stable `segment_id`, `previous_segment_id`, `match_jaccard` and
+    name: matched segments keep the previous id and name; the rest get new ids and fresh,
+    unique names. Without a previous assignment, segments are numbered 1..k by size."""
+    sizes = {p.cluster: p.customers for p in profiles}
+    if previous is None:
+        by_size = sorted(sizes, key=lambda cluster: (-sizes[cluster], cluster))
+        matches = {cluster: SegmentMatch(rank + 1, None, None) for rank, cluster in enumerate(by_size)}
+    else:
+        matches = match_segments(
+            sizes,
+            previous.segment_sizes,
+            overlaps,
+            min_jaccard=min_jaccard,
+            next_id=previous.next_segment_id,
+        )
+    previous_names = previous.segment_names if previous else {}
+    kept = []
+    for profile in profiles:
+        match = matches[profile.cluster]
+        profile.segment_id = match.segment_id
+        profile.previous_segment_id = match.previous_segment_id
+        profile.match_jaccard = match.jaccard
+        if match.segment_id in previous_names:
+            profile.segment_name = previous_names[match.segment_id]
+            kept.append(match.segment_id)
+    assign_names(profiles, kept)
+
+
+def previous_assignment(profile_rows: Sequence[Any], assignment_id: str) -> Optional[PreviousAssignment]:
+    """From `segment_profiles` rows (k per assignment): the most recently assigned assignment
+    other than `assignment_id`, or None when there is none."""
+    others = [row for row in profile_rows if row[ASSIGNMENT_ID] != assignment_id]
+    if not others:
+        return None
+    latest = max(others, key=lambda row: (row.assigned_at, row[ASSIGNMENT_ID]))[ASSIGNMENT_ID]
+    rows = [row for row in others if row[ASSIGNMENT_ID] == latest]
+    return PreviousAssignment(
+        assignment_id=latest,
+        segment_sizes={row[SEGMENT_ID]: row.customers for row in rows},
+        segment_names={row[SEGMENT_ID]: row[SEGMENT_NAME] for row in rows},
+        next_segment_id=max(row[SEGMENT_ID] for row in profile_rows) + 1,
+    )
+
+
+def label_assignments(
+    scored: DataFrame, profiles: list[ClusterProfile], *, assignment_id: str, lineage: Lineage
 ) -> DataFrame:
     """The gold `segment_assignments` rows: stable ids and names from the profiles, lineage on every row."""
     ids = F.create_map(*[F.lit(x) for p in profiles for x in (p.cluster, p.segment_id)])
     names = F.create_map(*[F.lit(x) for p in profiles for x in (p.cluster, p.segment_name)])
-    cluster = F.col(CLUSTER)
+    cluster = F.col(MODEL_CLUSTER_ID)
     return scored.select(
         F.lit(assignment_id).alias(ASSIGNMENT_ID),
         F.col(CUSTOMER_ID),
         ids[cluster].cast("int").alias(SEGMENT_ID),
         names[cluster].alias(SEGMENT_NAME),
-        F.col(CONFIDENCE).cast("double"),
-        F.col(DISTANCE).cast("double"),
+        F.col(SEGMENT_PROBABILITY).cast("double"),
+        F.col(DISTANCE_TO_CENTROID).cast("double"),
         cluster,
-        *_lineage(model, algorithm, len(profiles), as_of_date, features_version, assigned_at),
+        *lineage.columns(),
     )
-
-
-def profiles_frame(
-    spark,
-    profiles: list[ClusterProfile],
-    assignment_id: str,
-    model: ModelIdentity,
-    algorithm: str,
-    as_of_date: dt.date,
-    features_version: int,
-    assigned_at: dt.datetime,
-    rules_fidelity: Optional[float],
-) -> DataFrame:
-    """The gold `segment_profiles` rows of one assignment (k rows, built on the driver)."""
-    rows = [
-        (
-            assignment_id,
-            p.segment_id,
-            p.segment_name,
-            p.description,
-            p.customers,
-            p.customer_share,
-            p.revenue,
-            p.revenue_share,
-            [(s.feature, s.mean, s.median, s.z_score) for s in p.features.values()],
-            p.rule,
-            p.rule_hits / p.customers if p.customers else None,
-            p.rule_hits / p.rule_predicted if p.rule_predicted else None,
-            rules_fidelity,
-            p.previous_segment_id,
-            p.match_jaccard,
-            p.cluster,
-        )
-        for p in sorted(profiles, key=lambda p: p.segment_id)
-    ]
-    frame = spark.createDataFrame(rows, schema=PROFILE_SCHEMA)
-    return frame.select(
-        "*", *_lineage(model, algorithm, len(profiles), as_of_date, features_version, assigned_at)
-    )
-
-
-PROFILE_SCHEMA = T.StructType(
-    [
-        T.StructField(ASSIGNMENT_ID, T.StringType(), False),
-        T.StructField(SEGMENT_ID, T.IntegerType(), False),
-        T.StructField(SEGMENT_NAME, T.StringType(), False),
-        T.StructField("description", T.StringType(), False),
-        T.StructField("customers", T.LongType(), False),
-        T.StructField("customer_share", T.DoubleType(), False),
-        T.StructField("revenue", T.DoubleType(), False),
-        T.StructField("revenue_share", T.DoubleType(), False),
-        T.StructField(
-            "feature_stats",
-            T.ArrayType(
-                T.StructType(
-                    [
-                        T.StructField("feature", T.StringType(), False),
-                        T.StructField("mean", T.DoubleType(), True),
-                        T.StructField("median", T.DoubleType(), True),
-                        T.StructField("z_score", T.DoubleType(), True),
-                    ]
-                )
-            ),
-            False,
-        ),
-        T.StructField("rule", T.StringType(), False),
-        T.StructField("rule_recall", T.DoubleType(), True),
-        T.StructField("rule_precision", T.DoubleType(), True),
-        T.StructField("rules_fidelity", T.DoubleType(), True),
-        T.StructField("previous_segment_id", T.IntegerType(), True),
-        T.StructField("match_jaccard", T.DoubleType(), True),
-        T.StructField(CLUSTER, T.IntegerType(), False),
-    ]
-)
-
-
-def _lineage(
-    model: ModelIdentity,
-    algorithm: str,
-    clusters: int,
-    as_of_date: dt.date,
-    features_version: int,
-    assigned_at: dt.datetime,
-) -> list[Column]:
-    return [
-        F.lit(model.name).alias("model_name"),
-        F.lit(model.version).cast("string").alias("model_version"),
-        F.lit(model.run_id).alias("mlflow_run_id"),
-        F.lit(algorithm).alias("algorithm"),
-        F.lit(clusters).cast("int").alias("k"),
-        F.lit(as_of_date).alias("features_as_of_date"),
-        F.lit(features_version).cast("long").alias("features_table_version"),
-        F.lit(assigned_at).cast("timestamp").alias("assigned_at"),
-    ]

@@ -1,11 +1,17 @@
 """Typed configuration: YAML files merged in order, then `--set` overrides, validated once.
 
-The rest of the code receives these dataclasses, never raw dicts. Loading names the
-offending key for an unknown key, a wrong type or a missing required value:
+The rest of the code receives these frozen pydantic models, never raw dicts. Every default
+lives on a model field; `conf/base.yaml` sets only what the embedded default (generated data
+on a laptop) needs beyond them. Loading names the offending key for an unknown key, a wrong
+type, a value out of range or a missing required value:
 
-    >>> cfg = load_config(["conf/local.yaml"], ["generate.customers=1000"])
+    >>> cfg = load_config(["local"], ["generate.customers=1000"])
     >>> cfg.generate.customers
     1000
+    >>> load_config(["local"], ["generate.customers=many"])
+    Traceback (most recent call last):
+    ...
+    segmentation.errors.ConfigError: config key 'generate.customers' must be an integer, got 'many'
 
 An overlay is a file path or the name of one shipped with the package (`local`, `cluster`,
 `databricks`): a job started from the wheel alone, on a cluster or Databricks, has no `conf/`
@@ -16,19 +22,35 @@ spark-submit's `--py-files` works too.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
 import json
-import types
-import typing
-from dataclasses import dataclass, field
+import re
+import warnings
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin, get_type_hints
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    WrapValidator,
+    model_validator,
+    with_config,
+)
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails, PydanticCustomError
+from typing_extensions import TypedDict, is_typeddict
 
 from segmentation.errors import ConfigError
 
@@ -43,280 +65,429 @@ CONF_DIR = _conf_dir()
 BASE_CONF = CONF_DIR / "base.yaml"
 DEFAULT_OVERLAY = "local"
 
-_REQUIRED = dataclasses.MISSING
-
-
-@dataclass(frozen=True)
-class SparkConfig:
-    """Used only when the job starts its own local session (never under spark-submit or Databricks)."""
-
-    app_name: str = "customer-segmentation"
-    master: str = "local[*]"
-    driver_memory: str = "4g"
-    shuffle_partitions: Optional[int] = None
-    ui_enabled: bool = False
-    maven_repo: str = "~/.m2/repository"
-    local_dir: Optional[str] = None
-    extra_conf: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class LakeConfig:
-    root: str = "lake"
-    catalog: Optional[str] = None
-    schema: Optional[str] = None
-
-
-@dataclass(frozen=True)
-class MlflowConfig:
-    """`MLFLOW_TRACKING_URI` / `MLFLOW_REGISTRY_URI`, when set, win over the keys here."""
-
-    tracking_uri: str = "sqlite:///mlflow.db"
-    registry_uri: Optional[str] = None  # null: the tracking URI
-    experiment: str = "customer-segmentation"
-    artifact_location: Optional[str] = None  # used only when the experiment is created
-
-
-@dataclass(frozen=True)
-class TransactionColumns:
-    """Source column for each canonical column; an optional one set to null is ignored."""
-
-    customer_id: str = "customer_id"
-    order_ts: str = "order_ts"
-    amount: str = "amount"
-    order_id: Optional[str] = "order_id"
-    quantity: Optional[str] = "quantity"
-    category: Optional[str] = "category"
-    channel: Optional[str] = "channel"
-
-
-@dataclass(frozen=True)
-class CustomerColumns:
-    customer_id: str = "customer_id"
-    signup_date: Optional[str] = "signup_date"
-    birth_date: Optional[str] = "birth_date"
-    gender: Optional[str] = "gender"
-    region: Optional[str] = "region"
-
-
 SourceFormat = Literal["csv", "parquet", "delta", "table"]
 PiiAction = Literal["hash", "drop"]
+Algorithm = Literal["kmeans", "bisecting_kmeans", "gaussian_mixture"]
+ALGORITHMS: tuple[str, ...] = get_args(Algorithm)
 
 
-@dataclass(frozen=True)
-class TransactionsInput:
-    path: str = _REQUIRED
-    format: SourceFormat = "parquet"
-    options: dict[str, str] = field(default_factory=dict)
-    columns: TransactionColumns = field(default_factory=TransactionColumns)
-    timestamp_format: Optional[str] = None
-    pii: dict[str, PiiAction] = field(default_factory=dict)
+# Value types. YAML gives ints, floats, bools, strings and dates; `--set` values are YAML too.
+# A bool is never an int or a float; an int is accepted for a float; a number given for a
+# string becomes that string (`assign.model_version=3`), as does a dict key.
 
 
-@dataclass(frozen=True)
-class CustomersInput:
-    path: Optional[str] = None
-    format: SourceFormat = "parquet"
-    options: dict[str, str] = field(default_factory=dict)
-    columns: CustomerColumns = field(default_factory=CustomerColumns)
-    date_format: Optional[str] = None
-    extra_columns: list[str] = field(default_factory=list)
-    pii: dict[str, PiiAction] = field(default_factory=dict)
+def _iso_date(value: Any) -> Any:
+    """A `YYYY-MM-DD` string to a date; anything else goes on to the strict date check."""
+    if not isinstance(value, str):
+        return value
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            return dt.date.fromisoformat(value)
+    except ValueError:
+        pass
+    raise PydanticCustomError("date_format", "Input should be a date YYYY-MM-DD")
 
 
-@dataclass(frozen=True)
-class InputConfig:
-    transactions: TransactionsInput = _REQUIRED
-    customers: CustomersInput = field(default_factory=CustomersInput)
+def _unique(noun: str) -> AfterValidator:
+    """A list check: no item twice, the error naming what repeats."""
+
+    def check(items: list[Any]) -> list[Any]:
+        if len(set(items)) != len(items):
+            raise ValueError(f"repeats a {noun}: {items}")
+        return items
+
+    return AfterValidator(check)
 
 
-@dataclass(frozen=True)
-class IngestConfig:
-    max_reject_share: float = 0.05
-    pii_salt: Optional[str] = None
-    pii_salt_env: str = "SEGMENTATION_PII_SALT"
+def _ascending(pair: list[float]) -> list[float]:
+    if pair[0] >= pair[1]:
+        raise ValueError(f"must be [low, high] with 0 <= low < high <= 1, got {pair}")
+    return pair
 
 
-@dataclass(frozen=True)
-class GenerateConfig:
+def _in_written_order(value: Any, handler: Any) -> Any:
+    """Validate, then keep the keys in the order written: a grid's order is its fits' order."""
+    validated = handler(value)
+    return {name: validated[name] for name in value}
+
+
+Date = Annotated[dt.date, Strict(), BeforeValidator(_iso_date)]
+Share = Annotated[StrictFloat, Field(ge=0, le=1)]
+Positive = Annotated[StrictInt, Field(ge=1)]
+
+
+def _rule(message: str) -> PydanticCustomError:
+    """A cross-field rule's error; its message names its keys in full."""
+    return PydanticCustomError("config_rule", message)
+
+
+class _Section(BaseModel):
+    """Base of every config section: unknown keys are errors and a loaded config never changes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+
+class SparkConfig(_Section):
+    """Used only when the job starts its own local session (never under spark-submit or Databricks)."""
+
+    app_name: str = Field("customer-segmentation", description="Spark application name.")
+    master: str = Field("local[*]", description="Spark master URL; `local[*]` uses every core.")
+    driver_memory: str = Field(
+        "4g",
+        pattern=r"(?i)^[0-9]+([bkmgtp]|[kmgtp]b)?$",
+        description="spark.driver.memory, a size such as `4g` or `512m`.",
+    )
+    shuffle_partitions: Optional[Positive] = Field(
+        None, description="spark.sql.shuffle.partitions; null: 4 per core."
+    )
+    ui_enabled: StrictBool = Field(False, description="Start the Spark web UI.")
+    maven_repo: str = Field(
+        "~/.m2/repository", description="Local Maven repository where `make setup` put the Delta Lake jars."
+    )
+    local_dir: Optional[str] = Field(
+        None, description="spark.local.dir for shuffle and spill files; null: Spark's default."
+    )
+    extra_conf: dict[str, str] = Field({}, description="Further Spark settings, `name: value`, set as given.")
+
+
+with warnings.catch_warnings():
+    # The key `schema` shadows BaseModel's deprecated `schema()` classmethod, which nothing here uses.
+    warnings.filterwarnings("ignore", message='Field name "schema"', category=UserWarning)
+
+    class LakeConfig(_Section):
+        """Where the Delta tables live: path-based under `root`, or metastore tables."""
+
+        root: str = Field("lake", description="Folder of the path-based Delta tables: `<root>/<table>`.")
+        catalog: Optional[str] = Field(
+            None, description="With `schema`: tables are metastore tables `catalog.schema.table`."
+        )
+        schema: Optional[str] = Field(
+            None, description="With `catalog`: tables are metastore tables `catalog.schema.table`."
+        )
+
+
+class MlflowConfig(_Section):
+    """`MLFLOW_TRACKING_URI` / `MLFLOW_REGISTRY_URI`, when set, win over the keys here."""
+
+    tracking_uri: str = Field("sqlite:///mlflow.db", description="MLflow tracking store.")
+    registry_uri: Optional[str] = Field(None, description="MLflow model registry; null: the tracking URI.")
+    experiment: str = Field("customer-segmentation", description="MLflow experiment name.")
+    artifact_location: Optional[str] = Field(
+        None,
+        description="Artifact root, used only when the experiment is created; null: MLflow's default "
+        "(./mlruns beside a SQLite store).",
+    )
+
+
+class TransactionColumns(_Section):
+    """Source column for each canonical column; an optional one set to null is not in the source."""
+
+    customer_id: str = Field("customer_id", description="Source column of the customer id (read as text).")
+    order_ts: str = Field("order_ts", description="Source column of the order timestamp or date.")
+    amount: str = Field("amount", description="Source column of the net amount; negative is a return.")
+    order_id: Optional[str] = Field(
+        "order_id", description="Source column of the order id; null: an order is a (customer, time)."
+    )
+    quantity: Optional[str] = Field("quantity", description="Source column of the quantity.")
+    category: Optional[str] = Field("category", description="Source column of the product category.")
+    channel: Optional[str] = Field("channel", description="Source column of the sales channel.")
+
+
+class CustomerColumns(_Section):
+    """Source column for each canonical customer column; an optional one set to null is not in the source."""
+
+    customer_id: str = Field("customer_id", description="Source column of the customer id (read as text).")
+    signup_date: Optional[str] = Field("signup_date", description="Source column of the signup date.")
+    birth_date: Optional[str] = Field("birth_date", description="Source column of the birth date.")
+    gender: Optional[str] = Field("gender", description="Source column of the gender.")
+    region: Optional[str] = Field("region", description="Source column of the region.")
+
+
+class TransactionsInput(_Section):
+    """The raw transactions: one row per order line."""
+
+    path: str = Field(description="Location of the transactions: a path, or a table name for `table`.")
+    format: SourceFormat = Field("parquet", description="Source format.")
+    options: dict[str, str] = Field({}, description='Reader options, e.g. `{delimiter: ";"}`.')
+    columns: TransactionColumns = Field(
+        default_factory=TransactionColumns, description="Source column for each canonical column."
+    )
+    timestamp_format: Optional[str] = Field(
+        None,
+        description='Spark pattern for string timestamps, e.g. "dd/MM/yyyy HH:mm"; null: ISO dates and '
+        "timestamps.",
+    )
+    pii: dict[str, PiiAction] = Field(
+        {},
+        description="PII source columns: hashed with the salt (`hash`) or dropped (`drop`) before writing.",
+    )
+
+
+class CustomersInput(_Section):
+    """The optional customer attributes: one row per customer."""
+
+    path: Optional[str] = Field(
+        None, description="Location of the customers: a path, or a table name; null: no customer attributes."
+    )
+    format: SourceFormat = Field("parquet", description="Source format.")
+    options: dict[str, str] = Field({}, description="Reader options.")
+    columns: CustomerColumns = Field(
+        default_factory=CustomerColumns, description="Source column for each canonical column."
+    )
+    date_format: Optional[str] = Field(None, description="Spark pattern for string dates; null: ISO dates.")
+    extra_columns: list[str] = Field(
+        [], description="Further source columns carried into the features as is."
+    )
+    pii: dict[str, PiiAction] = Field(
+        {},
+        description="PII source columns: hashed with the salt (`hash`) or dropped (`drop`) before writing.",
+    )
+
+
+class InputConfig(_Section):
+    """The raw input read by `segment ingest`."""
+
+    transactions: TransactionsInput = Field(description="The transactions source.")
+    customers: CustomersInput = Field(default_factory=CustomersInput, description="The customers source.")
+
+
+class IngestConfig(_Section):
+    """Ingestion thresholds and the PII salt."""
+
+    max_reject_share: Share = Field(
+        0.05, description="A run fails, writing nothing, when more than this share of rows is rejected."
+    )
+    pii_salt: Optional[str] = Field(
+        None, description="Salt for hashing PII when the environment variable is unset; prefer the variable."
+    )
+    pii_salt_env: str = Field(
+        "SEGMENTATION_PII_SALT", description="Environment variable holding the PII salt; wins over pii_salt."
+    )
+
+
+class GenerateConfig(_Section):
     """Synthetic input; written where `input.*.path` of the embedded default reads it."""
 
-    transactions_path: str = "data/generated/transactions"
-    customers_path: str = "data/generated/customers"
-    format: SourceFormat = "parquet"
-    customers: int = 50_000
-    seed: int = 42
-    start_date: dt.date = dt.date(2023, 1, 1)
-    end_date: Optional[dt.date] = None
-    dirty_share: float = 0.002
-    partitions: Optional[int] = None
+    transactions_path: str = Field(
+        "data/generated/transactions", description="Where the generated transactions are written."
+    )
+    customers_path: str = Field(
+        "data/generated/customers", description="Where the generated customers are written."
+    )
+    format: SourceFormat = Field("parquet", description="Format of the generated data.")
+    customers: Positive = Field(50_000, description="Number of customers generated.")
+    seed: StrictInt = Field(
+        42, description="Seed: the same seed gives the same data whatever the partitioning."
+    )
+    start_date: Date = Field(dt.date(2023, 1, 1), description="Earliest possible order date.")
+    end_date: Optional[Date] = Field(None, description="Latest order date; null: features.as_of_date.")
+    dirty_share: Share = Field(
+        0.002,
+        description="Share of rows duplicated; a quarter of that each lose customer id or get a future date.",
+    )
+    partitions: Optional[Positive] = Field(
+        None, description="Partitions of the generated data; null: one per 250k customers, at least 2."
+    )
 
 
-@dataclass(frozen=True)
-class FeaturesConfig:
-    as_of_date: dt.date = _REQUIRED
-    windows_days: list[int] = field(default_factory=lambda: [30, 90, 365])
-    trend_window_days: int = 90
-    top_categories: int = 5
-    categories: Optional[list[str]] = None
-    channels: Optional[list[str]] = None
+class FeaturesConfig(_Section):
+    """The customer features: computed as of one date, over trailing windows."""
 
-    def __post_init__(self) -> None:
-        # Each window names two columns (orders_<d>d, spend_<d>d): a repeat would name them twice.
-        if len(set(self.windows_days)) != len(self.windows_days):
-            raise ConfigError(f"config key 'features.windows_days' repeats a window: {self.windows_days}")
-        if any(days < 1 for days in self.windows_days):
-            raise ConfigError(f"config key 'features.windows_days' must be positive, got {self.windows_days}")
+    as_of_date: Date = Field(description="Date the features are computed as of; also ingestion's cut-off.")
+    # Each window names two columns (orders_<d>d, spend_<d>d): a repeat would name them twice.
+    windows_days: Annotated[list[Positive], _unique("window")] = Field(
+        [30, 90, 365], description="Trailing windows in days, each giving orders_<d>d and spend_<d>d."
+    )
+    trend_window_days: Positive = Field(
+        90, description="spend_trend compares net spend in this many last days with the as many before."
+    )
+    top_categories: Annotated[StrictInt, Field(ge=0)] = Field(
+        5,
+        description="Categories with a share column, the top ones by gross spend (when categories is null).",
+    )
+    categories: Optional[list[str]] = Field(
+        None, description="Categories with a share column; null: the top_categories by gross spend."
+    )
+    channels: Optional[list[str]] = Field(
+        None, description="Channels with a share column; null: every channel seen."
+    )
 
 
-ALGORITHMS = ("kmeans", "bisecting_kmeans", "gaussian_mixture")
-Algorithm = Literal["kmeans", "bisecting_kmeans", "gaussian_mixture"]
-
-
-@dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(_Section):
     """What the clustering sees: the feature columns and their preprocessing, saved in the model."""
 
-    feature_columns: list[str] = _REQUIRED
-    log1p_columns: list[str] = field(default_factory=list)
-    winsorize_quantiles: Optional[list[float]] = field(default_factory=lambda: [0.01, 0.99])
-    standardize: bool = True
-    pca_components: Optional[int] = None
-    registered_name: str = "customer-segmentation"
-    alias: str = "champion"
+    feature_columns: Annotated[list[str], _unique("column")] = Field(
+        min_length=1, description="customer_features columns the clustering uses."
+    )
+    log1p_columns: list[str] = Field([], description="Feature columns transformed by a signed log1p.")
+    winsorize_quantiles: Optional[
+        Annotated[list[Share], Field(min_length=2, max_length=2), AfterValidator(_ascending)]
+    ] = Field(
+        [0.01, 0.99],
+        description="[low, high] quantiles each feature is clipped to (approxQuantile); null: no clipping.",
+    )
+    standardize: StrictBool = Field(True, description="Scale every feature to unit variance (not centred).")
+    pca_components: Optional[Positive] = Field(
+        None, description="Project on this many principal components before clustering; null: no PCA."
+    )
+    registered_name: str = Field(
+        "customer-segmentation", description="MLflow registered model; catalog.schema.model in Unity Catalog."
+    )
+    alias: str = Field("champion", description="Registry alias moved to each new champion; assign loads it.")
 
-    def __post_init__(self) -> None:
-        if not self.feature_columns:
-            raise ConfigError("config key 'model.feature_columns' must name at least one column")
-        if len(set(self.feature_columns)) != len(self.feature_columns):
-            raise ConfigError("config key 'model.feature_columns' repeats a column")
+    @model_validator(mode="after")
+    def _columns_agree(self) -> ModelConfig:
+        """Every model.log1p_columns entry is a feature column; model.pca_components is at most the
+        number of feature columns."""
         stray = [column for column in self.log1p_columns if column not in self.feature_columns]
         if stray:
-            raise ConfigError(f"config key 'model.log1p_columns' names {stray[0]!r}, not a feature column")
-        quantiles = self.winsorize_quantiles
-        if quantiles is not None and (len(quantiles) != 2 or not 0 <= quantiles[0] < quantiles[1] <= 1):
-            raise ConfigError(
-                f"config key 'model.winsorize_quantiles' must be [low, high] with 0 <= low < high <= 1, "
-                f"got {quantiles}"
-            )
-        if self.pca_components is not None and not 1 <= self.pca_components <= len(self.feature_columns):
-            raise ConfigError(
+            raise _rule(f"config key 'model.log1p_columns' names {stray[0]!r}, not a feature column")
+        if self.pca_components is not None and self.pca_components > len(self.feature_columns):
+            raise _rule(
                 f"config key 'model.pca_components' must be between 1 and the "
                 f"{len(self.feature_columns)} feature columns, got {self.pca_components}"
             )
+        return self
 
 
-@dataclass(frozen=True)
-class SweepConfig:
+@with_config(ConfigDict(extra="allow"))
+class AlgorithmGrid(
+    TypedDict,
+    total=False,
+    extra_items=Annotated[
+        list[Any], Field(min_length=1, description="Values of this estimator parameter (Spark ML's name).")
+    ],
+):
+    """One algorithm's grid: `k` and any estimator parameter, each a non-empty list of values."""
+
+    k: Annotated[
+        list[Annotated[StrictInt, Field(ge=2)]],
+        Field(min_length=1, description="Numbers of clusters to try."),
+    ]
+
+
+class SweepConfig(_Section):
     """The grid of fits: per algorithm, every combination of the listed parameter values."""
 
-    grid: dict[str, dict[str, list[Any]]] = _REQUIRED
-    algorithms: list[Algorithm] = field(default_factory=lambda: list(ALGORITHMS))
-    seed: int = 42
-    max_rows: int = 500_000
-    restarts: int = 3
-    parallelism: int = 1
-    log_all_models: bool = False
-    silhouette_max_rows: int = 200_000
-    stability_sample: float = 0.8
-    projection_rows: int = 2_000
+    grid: dict[str, Annotated[AlgorithmGrid, WrapValidator(_in_written_order)]] = Field(
+        description="Per algorithm, parameter: values to try; every combination is fitted."
+    )
+    algorithms: list[Algorithm] = Field(list(ALGORITHMS), description="Algorithms the sweep fits.")
+    seed: StrictInt = Field(
+        42,
+        description="Seed of each grid point's first fit (restarts use seed+1, ...) and of the hash samples.",
+    )
+    max_rows: Positive = Field(
+        500_000,
+        description="Above this many customers: sweep on a seeded hash sample, refit the champion on all.",
+    )
+    restarts: Positive = Field(
+        3, description="Fits per grid point from seed, seed+1, ...; the best (by cost) is kept."
+    )
+    parallelism: Positive = Field(1, description="Fits run concurrently.")
+    log_all_models: StrictBool = Field(
+        False, description="Log every fit's model, not only the champion's (many seconds each)."
+    )
+    silhouette_max_rows: Positive = Field(
+        200_000, description="Silhouette on a seeded hash sample above this many customers."
+    )
+    stability_sample: Annotated[StrictFloat, Field(gt=0, le=1)] = Field(
+        0.8, description="Stability: refit on this hash sample share with another seed."
+    )
+    projection_rows: Positive = Field(2_000, description="Points in the 2-D projection plot.")
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _grid_covers_algorithms(self) -> SweepConfig:
+        """sweep.grid names only known algorithms, and lists k for every algorithm in sweep.algorithms."""
         unknown = sorted(set(self.grid) - set(ALGORITHMS))
         if unknown:
-            raise ConfigError(
+            raise _rule(
                 f"unknown config key 'sweep.grid.{unknown[0]}'; known algorithms: {', '.join(ALGORITHMS)}"
             )
         for algorithm in self.algorithms:
-            params = self.grid.get(algorithm)
-            if not params or "k" not in params:
-                raise ConfigError(f"config key 'sweep.grid.{algorithm}.k' is missing: list the k to try")
-            for name, values in params.items():
-                if not values:
-                    raise ConfigError(f"config key 'sweep.grid.{algorithm}.{name}' is an empty list")
-            bad_k = [k for k in params["k"] if not isinstance(k, int) or isinstance(k, bool) or k < 2]
-            if bad_k:
-                raise ConfigError(
-                    f"config key 'sweep.grid.{algorithm}.k' must hold integers >= 2, got {bad_k[0]!r}"
-                )
-        for name in ("max_rows", "restarts", "parallelism", "silhouette_max_rows", "projection_rows"):
-            value = getattr(self, name)
-            if value < 1:
-                raise ConfigError(f"config key 'sweep.{name}' must be at least 1, got {value}")
-        if not 0 < self.stability_sample <= 1:
-            raise ConfigError(
-                f"config key 'sweep.stability_sample' must be in (0, 1], got {self.stability_sample}"
-            )
+            if "k" not in self.grid.get(algorithm, {}):
+                raise _rule(f"config key 'sweep.grid.{algorithm}.k' is missing: list the k to try")
+        return self
 
 
-@dataclass(frozen=True)
-class SelectionConfig:
-    """The champion rule; see README "Champion rule"."""
+class SelectionConfig(_Section):
+    """The champion rule; docs/champion-rule.md explains it."""
 
-    min_segment_share: float = 0.02
-    min_stability: float = 0.8
-    stability_candidates: int = 3
-    silhouette_decimals: int = 3
-
-    def __post_init__(self) -> None:
-        for name in ("min_segment_share", "min_stability"):
-            value = getattr(self, name)
-            if not 0 <= value <= 1:
-                raise ConfigError(f"config key 'selection.{name}' must be in [0, 1], got {value}")
-        if self.stability_candidates < 1:
-            raise ConfigError(
-                "config key 'selection.stability_candidates' must be at least 1, "
-                f"got {self.stability_candidates}"
-            )
+    min_segment_share: Share = Field(
+        0.02, description="A fit qualifies when its smallest segment holds at least this share of customers."
+    )
+    min_stability: Share = Field(
+        0.8, description="A fit qualifies at this adjusted Rand index against a perturbed refit."
+    )
+    stability_candidates: Positive = Field(3, description="Leading fits whose stability is always measured.")
+    silhouette_decimals: Annotated[StrictInt, Field(ge=0)] = Field(
+        3, description="Silhouettes equal at this many decimals tie; the smaller k wins."
+    )
 
 
-@dataclass(frozen=True)
-class AssignConfig:
+class AssignConfig(_Section):
     """Which registered model scores (`model_version` or `run_id` instead of the alias) and how
     the segments it finds are matched to the previous assignment and explained."""
 
-    model_version: Optional[str] = None
-    run_id: Optional[str] = None
-    min_match_jaccard: float = 0.5
-    rules_max_depth: int = 3
-    rules_max_rows: int = 200_000
-    median_max_rows: int = 200_000
-    median_accuracy: int = 1_000
+    model_version: Optional[str] = Field(
+        None, description="Registered model version that scores; null: the version under model.alias."
+    )
+    run_id: Optional[str] = Field(
+        None, description="MLflow run whose logged model scores, instead of the alias."
+    )
+    min_match_jaccard: Annotated[StrictFloat, Field(gt=0, le=1)] = Field(
+        0.5, description="A segment keeps the previous version's id and name above this Jaccard overlap."
+    )
+    rules_max_depth: Positive = Field(3, description="Depth of the decision tree behind the readable rules.")
+    rules_max_rows: Positive = Field(
+        200_000, description="The rules tree is fitted on a seeded hash sample of this many customers."
+    )
+    median_max_rows: Positive = Field(
+        200_000, description="Profiles' medians on a seeded hash sample of this many customers."
+    )
+    median_accuracy: Positive = Field(
+        1_000, description="percentile_approx accuracy for the profiles' medians."
+    )
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _one_model_choice(self) -> AssignConfig:
+        """assign.model_version and assign.run_id exclude each other."""
         if self.model_version is not None and self.run_id is not None:
-            raise ConfigError("config keys 'assign.model_version' and 'assign.run_id' exclude each other")
-        if not 0 < self.min_match_jaccard <= 1:
-            raise ConfigError(
-                f"config key 'assign.min_match_jaccard' must be in (0, 1], got {self.min_match_jaccard}"
-            )
-        for name in ("rules_max_depth", "rules_max_rows", "median_max_rows", "median_accuracy"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"config key 'assign.{name}' must be at least 1, got {getattr(self, name)}")
+            raise _rule("config keys 'assign.model_version' and 'assign.run_id' exclude each other")
+        return self
 
 
-@dataclass(frozen=True)
-class ReportConfig:
-    output_dir: str = "reports"
+class ReportConfig(_Section):
+    """Where `segment report` writes."""
+
+    output_dir: str = Field(
+        "reports", description="`segment report` writes <output_dir>/<assignment_id>.html."
+    )
 
 
-@dataclass(frozen=True)
-class Config:
-    input: InputConfig = _REQUIRED
-    features: FeaturesConfig = _REQUIRED
-    model: ModelConfig = _REQUIRED
-    sweep: SweepConfig = _REQUIRED
-    spark: SparkConfig = field(default_factory=SparkConfig)
-    lake: LakeConfig = field(default_factory=LakeConfig)
-    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
-    ingest: IngestConfig = field(default_factory=IngestConfig)
-    generate: GenerateConfig = field(default_factory=GenerateConfig)
-    selection: SelectionConfig = field(default_factory=SelectionConfig)
-    assign: AssignConfig = field(default_factory=AssignConfig)
-    report: ReportConfig = field(default_factory=ReportConfig)
+class Config(_Section):
+    """The whole configuration, one section per concern."""
+
+    input: InputConfig = Field(description="The raw input read by ingestion.")
+    features: FeaturesConfig = Field(description="The customer features.")
+    model: ModelConfig = Field(description="What the clustering sees and its preprocessing.")
+    sweep: SweepConfig = Field(description="The sweep of clustering fits.")
+    spark: SparkConfig = Field(default_factory=SparkConfig, description="A local Spark session's settings.")
+    lake: LakeConfig = Field(default_factory=LakeConfig, description="Where the Delta tables live.")
+    mlflow: MlflowConfig = Field(default_factory=MlflowConfig, description="MLflow tracking and registry.")
+    ingest: IngestConfig = Field(
+        default_factory=IngestConfig, description="Ingestion thresholds and PII salt."
+    )
+    generate: GenerateConfig = Field(default_factory=GenerateConfig, description="Synthetic input data.")
+    selection: SelectionConfig = Field(default_factory=SelectionConfig, description="The champion rule.")
+    assign: AssignConfig = Field(
+        default_factory=AssignConfig, description="Scoring with the registered model and explaining segments."
+    )
+    report: ReportConfig = Field(default_factory=ReportConfig, description="The HTML report.")
 
     def to_dict(self) -> dict[str, Any]:
-        return _to_plain(dataclasses.asdict(self))
+        """The resolved config as plain JSON-able values, dates as ISO strings."""
+        return self.model_dump(mode="json")
 
     def fingerprint(self) -> str:
         """Stable hash of the resolved config, for tagging what produced an output."""
@@ -336,7 +507,10 @@ def load_config(
         merged = _deep_merge(merged, _read_yaml(path))
     for override in overrides or []:
         merged = _deep_merge(merged, _parse_override(override))
-    return _build(Config, merged, "")
+    try:
+        return Config.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc.errors()[0])) from None
 
 
 def overrides_under(root: Path) -> list[str]:
@@ -377,7 +551,7 @@ def _read_yaml(path: Traversable) -> dict[str, Any]:
         )
     try:
         content = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: a date such as 2025-02-30
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
     if not isinstance(content, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
@@ -388,7 +562,10 @@ def _parse_override(override: str) -> dict[str, Any]:
     key, sep, raw_value = override.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set expects dotted.key=value, got {override!r}")
-    value = yaml.safe_load(raw_value) if raw_value.strip() else None
+    try:
+        value = yaml.safe_load(raw_value) if raw_value.strip() else None
+    except (yaml.YAMLError, ValueError):  # e.g. 2025-02-30, a date YAML cannot build
+        value = raw_value
     nested: dict[str, Any] = {}
     cursor = nested
     parts = key.strip().split(".")
@@ -408,79 +585,98 @@ def _deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
-def _build(cls: type, data: Any, prefix: str) -> Any:
-    where = prefix or "the top level"
-    if not isinstance(data, dict):
-        raise ConfigError(f"config key '{prefix}' must be a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise ConfigError(
-            f"unknown config key '{_join(prefix, unknown[0])}' at {where}; "
-            f"known keys: {', '.join(sorted(known))}"
-        )
-    values = {}
-    for name, spec in known.items():
-        key = _join(prefix, name)
-        if name in data:
-            values[name] = _coerce(hints[name], data[name], key)
-        elif spec.default is _REQUIRED and spec.default_factory is _REQUIRED:
-            raise ConfigError(f"missing required config key '{key}'")
-    return cls(**values)
+# Validation errors in words: the full dotted key, what the value must be, and the value.
+
+_MUST_BE = {
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "date_type": "a date YYYY-MM-DD",
+    "date_format": "a date YYYY-MM-DD",
+}
+_BOUNDS = {
+    "ge": ("[", "at least"),
+    "gt": ("(", "greater than"),
+    "le": ("]", "at most"),
+    "lt": (")", "less than"),
+}
 
 
-def _coerce(hint: Any, value: Any, key: str) -> Any:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(inner, value, key)
-    if hint is Any:
-        return value
+def _describe(error: ErrorDetails) -> str:
+    """One pydantic error as a sentence naming the full dotted key, e.g. `features.windows_days[1]`."""
+    loc, kind, value = error["loc"], error["type"], error.get("input")
+    key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+    if kind == "config_rule":
+        return error["msg"]
+    if kind == "missing":
+        return f"missing required config key '{key}'"
+    if kind == "extra_forbidden":
+        known = _type_at(loc[:-1])[0].model_fields
+        return f"unknown config key '{key}'; known keys: {', '.join(sorted(known))}"
+    if kind == "value_error":
+        return f"config key '{key}' {error['ctx']['error']}"
     if value is None:
-        raise ConfigError(f"config key '{key}' must not be null")
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, key)
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"config key '{key}' must be one of {list(args)}, got {value!r}")
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"config key '{key}' must be a list, got {value!r}")
-        return [_coerce(args[0], item, f"{key}[{i}]") for i, item in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"config key '{key}' must be a mapping, got {value!r}")
-        return {str(k): _coerce(args[1], v, _join(key, str(k))) for k, v in value.items()}
-    if hint is dt.date:
-        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-            return value
-        try:
-            return dt.date.fromisoformat(str(value))
-        except ValueError:
-            raise ConfigError(f"config key '{key}' must be a date YYYY-MM-DD, got {value!r}") from None
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
-        raise ConfigError(f"config key '{key}' must be {hint.__name__}, got {value!r}")
-    return value
+        return f"config key '{key}' must not be null"
+    return f"config key '{key}' {_requirement(kind, error.get('ctx', {}), loc)}, got {value!r}"
 
 
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
+def _requirement(kind: str, ctx: dict[str, Any], loc: tuple[str | int, ...]) -> str:
+    if kind in _MUST_BE:
+        return f"must be {_MUST_BE[kind]}"
+    if kind == "literal_error":
+        return f"must be one of {list(get_args(_type_at(loc)[0]))}"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        return _range(_type_at(loc)[1])
+    if kind == "too_short":
+        return (
+            "must not be empty" if ctx["min_length"] == 1 else f"must hold at least {ctx['min_length']} items"
+        )
+    if kind == "too_long":
+        return f"must hold at most {ctx['max_length']} items"
+    if kind == "string_pattern_mismatch":
+        return f"must match {ctx['pattern']}"
+    return f"is invalid ({kind})"
 
 
-def _to_plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _to_plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_to_plain(v) for v in value]
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return value
+def _range(constraints: list[Any]) -> str:
+    """`must be in [0, 1]`, `must be at least 1`, ... from a field's bound constraints."""
+    bounds = {name: getattr(c, name) for c in constraints for name in _BOUNDS if hasattr(c, name)}
+    low = next(((name, bounds[name]) for name in ("ge", "gt") if name in bounds), None)
+    high = next(((name, bounds[name]) for name in ("le", "lt") if name in bounds), None)
+    if low and high:
+        return f"must be in {_BOUNDS[low[0]][0]}{low[1]}, {high[1]}{_BOUNDS[high[0]][0]}"
+    name, bound = low or high
+    return f"must be {_BOUNDS[name][1]} {bound}"
+
+
+def _type_at(loc: tuple[str | int, ...]) -> tuple[Any, list[Any]]:
+    """The type at an error's location in `Config`, with its constraints (Ge, Le, ...)."""
+    hint, constraints = _unwrap(Config)
+    for part in loc:
+        if isinstance(hint, type) and issubclass(hint, BaseModel):
+            field = hint.model_fields[str(part)]
+            hint = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+        elif is_typeddict(hint):
+            hint = get_type_hints(hint, include_extras=True).get(str(part), hint.__extra_items__)
+        else:  # a list's item or a dict's value
+            hint = get_args(hint)[-1]
+        hint, constraints = _unwrap(hint)
+    return hint, constraints
+
+
+def _unwrap(hint: Any) -> tuple[Any, list[Any]]:
+    """The bare type under `Optional[...]` and `Annotated[...]`, and the constraints collected."""
+    constraints: list[Any] = []
+    while True:
+        if get_origin(hint) is Annotated:
+            hint, *extras = get_args(hint)
+            for extra in extras:
+                constraints.extend(extra.metadata if isinstance(extra, FieldInfo) else [extra])
+        elif get_origin(hint) is Union:
+            hint = next(arg for arg in get_args(hint) if arg is not type(None))
+        else:
+            return hint, constraints

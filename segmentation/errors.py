@@ -11,3 +11,7 @@ class ConfigError(SegmentationError):
 
 class InputError(SegmentationError):
     """Input data breaks the contract: a missing column, unparseable values, too many rejects."""
+
+
+class SchemaError(SegmentationError):
+    """A frame does not match the schema of the table it is written to (`segmentation.tables`)."""

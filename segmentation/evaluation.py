@@ -24,6 +24,8 @@ from pyspark.ml.stat import Summarizer
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from segmentation.tables import CUSTOMER_ID
+
 _VECTOR = "_vector"
 
 
@@ -41,7 +43,7 @@ class ClusterMetrics:
     size_entropy: float
 
 
-def hash_sample(df: DataFrame, key: str, fraction: float, seed: int) -> DataFrame:
+def hash_sample(df: DataFrame, key: str, fraction: float, *, seed: int) -> DataFrame:
     """A reproducible sample: a row is in when the hash of (seed, key) falls below the fraction.
 
     Unlike `rand(seed)`, membership depends only on the key, never on partitioning.
@@ -63,7 +65,8 @@ def cluster_metrics(
     scored: DataFrame,
     features_col: str,
     prediction_col: str,
-    key: str = "customer_id",
+    *,
+    key: str = CUSTOMER_ID,
     silhouette_max_rows: int = 200_000,
     seed: int = 42,
 ) -> ClusterMetrics:
@@ -110,7 +113,7 @@ def cluster_metrics(
 
     silhouette, silhouette_rows = None, 0
     if k > 1:
-        sample = hash_sample(scored, key, min(1.0, silhouette_max_rows / rows), seed)
+        sample = hash_sample(scored, key, min(1.0, silhouette_max_rows / rows), seed=seed)
         silhouette_rows = sample.count() if rows > silhouette_max_rows else rows
         silhouette = ClusteringEvaluator(
             featuresCol=features_col,
@@ -152,7 +155,7 @@ def _squared_distance(vector: Column, centroid: Column) -> Column:
 
 
 def adjusted_rand_index(
-    assignments: DataFrame, other: DataFrame, key: str = "customer_id", label: str = "cluster"
+    assignments: DataFrame, other: DataFrame, *, key: str = CUSTOMER_ID, label: str = "cluster"
 ) -> float:
     """Adjusted Rand index between two labelings of the same customers.
 

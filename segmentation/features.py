@@ -31,10 +31,37 @@ from pyspark.sql import functions as F
 
 from segmentation.config import FeaturesConfig
 from segmentation.errors import InputError
+from segmentation.tables import (
+    AGE_YEARS,
+    AMOUNT,
+    AS_OF_DATE,
+    AVG_ORDER_VALUE,
+    BIRTH_DATE,
+    CATEGORY,
+    CATEGORY_SHARE_PREFIX,
+    CHANNEL,
+    CHANNEL_SHARE_PREFIX,
+    CUSTOMER_ID,
+    DAYS_SINCE_SIGNUP,
+    DISTINCT_CATEGORIES,
+    FREQUENCY,
+    GROSS_SPEND,
+    MEAN_DAYS_BETWEEN_ORDERS,
+    MONETARY,
+    ORDER_ID,
+    ORDER_TS,
+    RECENCY_DAYS,
+    RETURN_SHARE,
+    RETURNED_AMOUNT,
+    SIGNUP_DATE,
+    SPEND_TREND,
+    STD_DAYS_BETWEEN_ORDERS,
+    TENURE_DAYS,
+    WEEKEND_SHARE,
+    orders_in_window,
+    spend_in_window,
+)
 
-CUSTOMER_FEATURES = "customer_features"
-CUSTOMER_ID = "customer_id"
-AS_OF_DATE = "as_of_date"
 MAX_CHANNELS = 50
 
 _ORDERS = "_orders"
@@ -42,7 +69,6 @@ _ORDER_AGES = "_order_ages"
 _WINDOW_MARKS = "_window_marks"
 _KEY_BITS, _DAY_BITS = 43, 20
 _DAY_OFFSET = 1 << 19
-_GROSS = "gross_spend"
 
 
 def feature_levels(
@@ -55,11 +81,11 @@ def feature_levels(
     """
     if cfg.categories is not None and cfg.channels is not None:
         return list(cfg.categories), list(cfg.channels)
-    purchases = transactions.filter(F.to_date("order_ts") <= F.lit(as_of_date)).filter(F.col("amount") >= 0)
-    level = F.coalesce(F.col("category"), F.col("channel"))
+    purchases = transactions.filter(F.to_date(ORDER_TS) <= F.lit(as_of_date)).filter(F.col(AMOUNT) >= 0)
+    level = F.coalesce(F.col(CATEGORY), F.col(CHANNEL))
     ranked = (
-        purchases.groupingSets([["category"], ["channel"]], "category", "channel")
-        .agg(F.sum("amount").alias("spend"), F.grouping("category").alias("is_channel"))
+        purchases.groupingSets([[CATEGORY], [CHANNEL]], CATEGORY, CHANNEL)
+        .agg(F.sum(AMOUNT).alias("spend"), F.grouping(CATEGORY).alias("is_channel"))
         .filter(level.isNotNull())
         .withColumn(
             "rank",
@@ -88,69 +114,73 @@ def build_customer_features(
     transactions: DataFrame,
     as_of_date: dt.date,
     cfg: FeaturesConfig,
+    *,
     categories: list[str],
     channels: list[str],
     customers: Optional[DataFrame] = None,
 ) -> DataFrame:
-    """Per-customer features from canonical transactions, as of `as_of_date`.
-
-    >>> features = build_customer_features(transactions, date(2025, 12, 31), cfg, ["books"], ["web"])
-    """
+    """Per-customer features from canonical transactions, as of `as_of_date` (module docstring),
+    with a share column per category in `categories` and channel in `channels`, from
+    `feature_levels`, and the attributes of `customers` when given. Reads and writes nothing:
+    `build_customer_features(transactions, date(2025, 12, 31), cfg, categories=["books"],
+    channels=["web"])`."""
     as_of = F.lit(as_of_date)
-    purchase = F.col("amount") >= 0
-    age_days = F.datediff(as_of, F.to_date("order_ts"))
+    purchase = F.col(AMOUNT) >= 0
+    age_days = F.datediff(as_of, F.to_date(ORDER_TS))
     trend_days = cfg.trend_window_days
 
     def net_spend_where(condition: Column) -> Column:
-        return F.sum(F.when(condition, F.col("amount")).otherwise(F.lit(0.0)))
+        return F.sum(F.when(condition, F.col(AMOUNT)).otherwise(F.lit(0.0)))
 
     def gross_spend_where(condition: Column) -> Column:
-        return F.sum(F.when(purchase & condition, F.col("amount")).otherwise(F.lit(0.0)))
+        return F.sum(F.when(purchase & condition, F.col(AMOUNT)).otherwise(F.lit(0.0)))
 
-    order_key = F.coalesce(F.col("order_id"), F.col("order_ts").cast("string"))
+    order_key = F.coalesce(F.col(ORDER_ID), F.col(ORDER_TS).cast("string"))
     aggregates = [
-        F.collect_list(F.when(purchase, _order_code(order_key, F.col("order_ts")))).alias(_ORDERS),
-        F.sum("amount").alias("monetary"),
-        gross_spend_where(F.lit(True)).alias(_GROSS),
-        F.sum(F.when(~purchase, -F.col("amount")).otherwise(F.lit(0.0))).alias("returned_amount"),
-        *[net_spend_where(age_days < days).alias(f"spend_{days}d") for days in cfg.windows_days],
+        F.collect_list(F.when(purchase, _order_code(order_key, F.col(ORDER_TS)))).alias(_ORDERS),
+        F.sum(AMOUNT).alias(MONETARY),
+        gross_spend_where(F.lit(True)).alias(GROSS_SPEND),
+        F.sum(F.when(~purchase, -F.col(AMOUNT)).otherwise(F.lit(0.0))).alias(RETURNED_AMOUNT),
+        *[net_spend_where(age_days < days).alias(spend_in_window(days)) for days in cfg.windows_days],
         net_spend_where(age_days < trend_days).alias("_trend_recent"),
         net_spend_where((age_days >= trend_days) & (age_days < 2 * trend_days)).alias("_trend_previous"),
-        F.size(F.collect_set(F.when(purchase, F.col("category")))).alias("distinct_categories"),
+        F.size(F.collect_set(F.when(purchase, F.col(CATEGORY)))).alias(DISTINCT_CATEGORIES),
         *[
-            gross_spend_where(F.col("category") == F.lit(level)).alias(name)
-            for level, name in zip(categories, _share_names("category_share", categories), strict=False)
+            gross_spend_where(F.col(CATEGORY) == F.lit(level)).alias(name)
+            for level, name in zip(categories, _share_names(CATEGORY_SHARE_PREFIX, categories), strict=False)
         ],
         *[
-            gross_spend_where(F.col("channel") == F.lit(level)).alias(name)
-            for level, name in zip(channels, _share_names("channel_share", channels), strict=False)
+            gross_spend_where(F.col(CHANNEL) == F.lit(level)).alias(name)
+            for level, name in zip(channels, _share_names(CHANNEL_SHARE_PREFIX, channels), strict=False)
         ],
     ]
-    per_customer = transactions.filter(F.to_date("order_ts") <= as_of).groupBy(CUSTOMER_ID).agg(*aggregates)
+    per_customer = transactions.filter(F.to_date(ORDER_TS) <= as_of).groupBy(CUSTOMER_ID).agg(*aggregates)
     features = _order_features(per_customer, as_of_date, cfg.windows_days)
-    gross = F.col(_GROSS)
+    gross = F.col(GROSS_SPEND)
     recent, previous = F.col("_trend_recent"), F.col("_trend_previous")
     magnitude = F.abs(recent) + F.abs(previous)
-    share_columns = _share_names("category_share", categories) + _share_names("channel_share", channels)
+    share_columns = _share_names(CATEGORY_SHARE_PREFIX, categories) + _share_names(
+        CHANNEL_SHARE_PREFIX, channels
+    )
     features = features.select(
         CUSTOMER_ID,
         as_of.alias(AS_OF_DATE),
-        "frequency",
-        "monetary",
-        "recency_days",
-        "tenure_days",
-        (F.col("monetary") / F.col("frequency")).alias("avg_order_value"),
-        *[f"orders_{days}d" for days in cfg.windows_days],
-        *[f"spend_{days}d" for days in cfg.windows_days],
-        F.when(magnitude > 0, (recent - previous) / magnitude).otherwise(F.lit(0.0)).alias("spend_trend"),
-        "mean_days_between_orders",
-        "std_days_between_orders",
-        gross.alias(_GROSS),
-        "returned_amount",
-        F.when(gross > 0, F.col("returned_amount") / gross).alias("return_share"),
-        "distinct_categories",
+        FREQUENCY,
+        MONETARY,
+        RECENCY_DAYS,
+        TENURE_DAYS,
+        (F.col(MONETARY) / F.col(FREQUENCY)).alias(AVG_ORDER_VALUE),
+        *[orders_in_window(days) for days in cfg.windows_days],
+        *[spend_in_window(days) for days in cfg.windows_days],
+        F.when(magnitude > 0, (recent - previous) / magnitude).otherwise(F.lit(0.0)).alias(SPEND_TREND),
+        MEAN_DAYS_BETWEEN_ORDERS,
+        STD_DAYS_BETWEEN_ORDERS,
+        GROSS_SPEND,
+        RETURNED_AMOUNT,
+        F.when(gross > 0, F.col(RETURNED_AMOUNT) / gross).alias(RETURN_SHARE),
+        DISTINCT_CATEGORIES,
         *[F.when(gross > 0, F.col(name) / gross).otherwise(F.lit(0.0)).alias(name) for name in share_columns],
-        "weekend_share",
+        WEEKEND_SHARE,
     )
     if customers is not None:
         features = features.join(_customer_attributes(customers, as_of), CUSTOMER_ID, "left")
@@ -195,10 +225,10 @@ def _order_features(per_customer: DataFrame, as_of_date: dt.date, windows_days: 
         per_customer.filter(F.size(_ORDERS) > 0)
         .withColumn(_ORDERS, F.sort_array(F.array_distinct(_ORDERS)))
         .withColumn(_ORDER_AGES, order_ages)
-        .withColumn("frequency", F.size(_ORDER_AGES).cast("long"))
+        .withColumn(FREQUENCY, F.size(_ORDER_AGES).cast("long"))
         .withColumn(_WINDOW_MARKS, F.sort_array(F.concat(_ORDER_AGES, F.array(*map(F.lit, windows)))))
     )
-    ages, frequency = F.col(_ORDER_AGES), F.col("frequency")
+    ages, frequency = F.col(_ORDER_AGES), F.col(FREQUENCY)
     recency, tenure = F.element_at(ages, 1), F.element_at(ages, -1)
     mean_gap = F.when(frequency >= 2, (tenure - recency) / (frequency - 1))
     gap_count = _at_least_zero(frequency - 1)
@@ -219,15 +249,15 @@ def _order_features(per_customer: DataFrame, as_of_date: dt.date, windows_days: 
     marks = F.col(_WINDOW_MARKS)
     return with_ages.select(
         "*",
-        recency.alias("recency_days"),
-        tenure.alias("tenure_days"),
-        mean_gap.alias("mean_days_between_orders"),
-        F.when(frequency >= 3, F.sqrt(F.greatest(gap_variance, F.lit(0.0)))).alias("std_days_between_orders"),
+        recency.alias(RECENCY_DAYS),
+        tenure.alias(TENURE_DAYS),
+        mean_gap.alias(MEAN_DAYS_BETWEEN_ORDERS),
+        F.when(frequency >= 3, F.sqrt(F.greatest(gap_variance, F.lit(0.0)))).alias(STD_DAYS_BETWEEN_ORDERS),
         *[
-            (F.array_position(marks, days) - F.lit(rank)).alias(f"orders_{days}d")
+            (F.array_position(marks, days) - F.lit(rank)).alias(orders_in_window(days))
             for rank, days in enumerate(windows, start=1)
         ],
-        (weekend / frequency).alias("weekend_share"),
+        (weekend / frequency).alias(WEEKEND_SHARE),
     )
 
 
@@ -236,15 +266,13 @@ def _at_least_zero(column: Column) -> Column:
 
 
 def _customer_attributes(customers: DataFrame, as_of: Column) -> DataFrame:
-    age_years = F.floor(F.months_between(as_of, F.col("birth_date")) / 12).cast("int")
-    extras = [c for c in customers.columns if c not in {CUSTOMER_ID, "signup_date", "birth_date"}]
+    age_years = F.floor(F.months_between(as_of, F.col(BIRTH_DATE)) / 12).cast("int")
+    extras = [c for c in customers.columns if c not in {CUSTOMER_ID, SIGNUP_DATE, BIRTH_DATE}]
     return customers.select(
         CUSTOMER_ID,
-        "signup_date",
-        F.when(F.col("signup_date") <= as_of, F.datediff(as_of, F.col("signup_date"))).alias(
-            "days_since_signup"
-        ),
-        age_years.alias("age_years"),
+        SIGNUP_DATE,
+        F.when(F.col(SIGNUP_DATE) <= as_of, F.datediff(as_of, F.col(SIGNUP_DATE))).alias(DAYS_SINCE_SIGNUP),
+        age_years.alias(AGE_YEARS),
         *extras,
     )
 

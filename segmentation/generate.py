@@ -13,12 +13,26 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
-from typing import Optional
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-CUSTOMER_PERSONAS = "customer_personas"
+from segmentation.config import GenerateConfig
+from segmentation.tables import (
+    AMOUNT,
+    BIRTH_DATE,
+    CATEGORY,
+    CHANNEL,
+    CUSTOMER_ID,
+    GENDER,
+    ORDER_ID,
+    ORDER_TS,
+    PERSONA,
+    QUANTITY,
+    REGION,
+    SIGNUP_DATE,
+)
+
 CATEGORIES = ("grocery", "home & garden", "electronics", "fashion", "beauty", "sports", "toys", "books")
 CHANNELS = ("web", "app", "store")
 REGIONS = ("north", "south", "east", "west", "central")
@@ -69,28 +83,22 @@ class GeneratedData:
     personas: DataFrame
 
 
-def generate(
-    spark: SparkSession,
-    customers: int,
-    seed: int,
-    start_date: dt.date,
-    end_date: dt.date,
-    dirty_share: float = 0.002,
-    partitions: Optional[int] = None,
-) -> GeneratedData:
-    """Lazily build raw transactions, a customers table and persona labels.
-
-    >>> data = generate(spark, 1_000, seed=7, start_date=date(2023, 1, 1), end_date=date(2025, 12, 31))
-    """
+def generate(spark: SparkSession, settings: GenerateConfig, *, end_date: dt.date) -> GeneratedData:
+    """Lazily build raw transactions, a customers table and persona labels, from
+    `settings.customers`, `seed`, `start_date`, `dirty_share` and `partitions`, up to `end_date`."""
+    customers, seed, start_date = settings.customers, settings.seed, settings.start_date
+    dirty_share = settings.dirty_share
     if end_date <= start_date:
         raise ValueError(f"generate.end_date {end_date} must be after generate.start_date {start_date}")
-    partitions = partitions or max(2, math.ceil(customers / 250_000))
+    partitions = settings.partitions or max(2, math.ceil(customers / 250_000))
     span_days = (end_date - start_date).days
-    profiles = _customer_profiles(spark, customers, seed, end_date, span_days, partitions)
+    profiles = _customer_profiles(
+        spark, customers, seed, end_date=end_date, span_days=span_days, partitions=partitions
+    )
     return GeneratedData(
-        transactions=_transactions(profiles, seed, end_date, dirty_share),
+        transactions=_transactions(profiles, seed, end_date=end_date, dirty_share=dirty_share),
         customers=_customers(profiles, seed, end_date),
-        personas=profiles.select("customer_id", "persona"),
+        personas=profiles.select(CUSTOMER_ID, PERSONA),
     )
 
 
@@ -125,16 +133,16 @@ def _poisson(lam: Column, u: Column) -> Column:
     cap = 80
     exact = F.aggregate(
         F.sequence(F.lit(1), F.lit(cap)),
-        F.struct(F.lit(0).alias("k"), F.exp(-lam).alias("p"), F.exp(-lam).alias("cdf")),
+        F.struct(F.lit(0).alias("draw"), F.exp(-lam).alias("p"), F.exp(-lam).alias("cdf")),
         lambda acc, i: F.when(
             acc["cdf"] < u,
             F.struct(
-                i.alias("k"),
+                i.alias("draw"),
                 (acc["p"] * lam / i).alias("p"),
                 (acc["cdf"] + acc["p"] * lam / i).alias("cdf"),
             ),
         ).otherwise(acc),
-    )["k"]
+    )["draw"]
     z = F.sqrt(F.lit(2.0)) * _erfinv_approx(F.lit(2.0) * u - F.lit(1.0))
     approx = F.greatest(F.lit(0), F.round(lam + F.sqrt(lam) * z).cast("int"))
     return F.when(lam < _POISSON_EXACT_BELOW, exact).otherwise(approx)
@@ -173,14 +181,14 @@ def _persona_table(spark: SparkSession, span_days: int) -> DataFrame:
 
 
 def _customer_profiles(
-    spark: SparkSession, customers: int, seed: int, end_date: dt.date, span_days: int, partitions: int
+    spark: SparkSession, customers: int, seed: int, *, end_date: dt.date, span_days: int, partitions: int
 ) -> DataFrame:
     cid = F.col("id")
     persona_cdf = F.array(*[F.lit(c) for c in _cumulative(tuple(p.weight for p in PERSONAS))])
     base = spark.range(0, customers, numPartitions=partitions).select(
         cid,
-        F.lpad((cid + 1).cast("string"), max(8, len(str(customers))), "0").alias("customer_id"),
-        _pick(persona_cdf, _uniform(seed, "persona", cid)).alias("persona_index"),
+        F.lpad((cid + 1).cast("string"), max(8, len(str(customers))), "0").alias(CUSTOMER_ID),
+        _pick(persona_cdf, _uniform(seed, PERSONA, cid)).alias("persona_index"),
     )
     end = F.lit(end_date)
     first_back = F.col("first_back_min") + F.floor(
@@ -207,7 +215,7 @@ def _customer_profiles(
     )
 
 
-def _transactions(profiles: DataFrame, seed: int, end_date: dt.date, dirty_share: float) -> DataFrame:
+def _transactions(profiles: DataFrame, seed: int, *, end_date: dt.date, dirty_share: float) -> DataFrame:
     cid = F.col("id")
     # Orders: the first on first_day, the last on last_day, the rest uniform in between,
     # thinned by a seasonal weight so November and December carry more orders.
@@ -231,15 +239,15 @@ def _transactions(profiles: DataFrame, seed: int, end_date: dt.date, dirty_share
         orders.filter(keep & ((oid < 2) | (F.col("orders") > 2)))
         .withColumn("order_day", order_day)
         .withColumn(
-            "order_ts",
+            ORDER_TS,
             F.timestamp_seconds(F.unix_timestamp(F.col("order_day").cast("timestamp")) + seconds_of_day),
         )
-        .withColumn("order_id", F.concat_ws("-", F.col("customer_id"), F.lpad(oid.cast("string"), 5, "0")))
+        .withColumn(ORDER_ID, F.concat_ws("-", F.col(CUSTOMER_ID), F.lpad(oid.cast("string"), 5, "0")))
         .withColumn(
-            "channel",
+            CHANNEL,
             F.element_at(
                 F.array(*[F.lit(c) for c in CHANNELS]),
-                _pick(F.col("channel_cdf"), _uniform(seed, "channel", cid, oid)),
+                _pick(F.col("channel_cdf"), _uniform(seed, CHANNEL, cid, oid)),
             ),
         )
         .withColumn("season_lift", F.when(month.isin(*_SEASON_WEIGHT), F.lit(1.15)).otherwise(F.lit(1.0)))
@@ -256,22 +264,22 @@ def _transactions(profiles: DataFrame, seed: int, end_date: dt.date, dirty_share
     line_amount = F.exp(
         F.col("basket_log_mean")
         - F.lit(0.35)
-        + F.col("basket_log_sd") * _normal(seed, "amount", cid, oid, line)
+        + F.col("basket_log_sd") * _normal(seed, AMOUNT, cid, oid, line)
     ) * F.col("season_lift")
     lines = lines.select(
         cid,
-        "customer_id",
-        "order_id",
-        "order_ts",
-        F.round(line_amount, 2).alias("amount"),
+        CUSTOMER_ID,
+        ORDER_ID,
+        ORDER_TS,
+        F.round(line_amount, 2).alias(AMOUNT),
         (F.lit(1) + F.floor(-F.log(_uniform(seed, "qty", cid, oid, line)) * F.lit(0.7)))
         .cast("int")
-        .alias("quantity"),
+        .alias(QUANTITY),
         F.element_at(
             F.array(*[F.lit(c) for c in CATEGORIES]),
-            _pick(F.col("category_cdf"), _uniform(seed, "category", cid, oid, line)),
-        ).alias("category"),
-        "channel",
+            _pick(F.col("category_cdf"), _uniform(seed, CATEGORY, cid, oid, line)),
+        ).alias(CATEGORY),
+        CHANNEL,
         (_uniform(seed, "return", cid, oid, line) < F.col("return_rate")).alias("returned"),
         F.floor(F.lit(3) + _uniform(seed, "return_lag", cid, oid, line) * 28)
         .cast("int")
@@ -282,72 +290,72 @@ def _transactions(profiles: DataFrame, seed: int, end_date: dt.date, dirty_share
         lines.filter("returned")
         .select(
             cid,
-            "customer_id",
-            F.concat(F.lit("R"), F.col("order_id")).alias("order_id"),
-            F.timestamp_seconds(F.unix_timestamp("order_ts") + F.col("return_lag_days") * 86_400).alias(
-                "order_ts"
+            CUSTOMER_ID,
+            F.concat(F.lit("R"), F.col(ORDER_ID)).alias(ORDER_ID),
+            F.timestamp_seconds(F.unix_timestamp(ORDER_TS) + F.col("return_lag_days") * 86_400).alias(
+                ORDER_TS
             ),
-            (-F.col("amount")).alias("amount"),
-            "quantity",
-            "category",
-            "channel",
+            (-F.col(AMOUNT)).alias(AMOUNT),
+            QUANTITY,
+            CATEGORY,
+            CHANNEL,
             line,
         )
-        .filter(F.to_date("order_ts") <= F.lit(end_date))
+        .filter(F.to_date(ORDER_TS) <= F.lit(end_date))
     )
     columns = [
         "id",
-        "customer_id",
-        "order_id",
-        "order_ts",
-        "amount",
-        "quantity",
-        "category",
-        "channel",
+        CUSTOMER_ID,
+        ORDER_ID,
+        ORDER_TS,
+        AMOUNT,
+        QUANTITY,
+        CATEGORY,
+        CHANNEL,
         "line",
     ]
     clean = lines.select(*columns).unionByName(returns.select(*columns))
-    return _add_dirty_rows(clean, seed, end_date, dirty_share)
+    return _add_dirty_rows(clean, seed, end_date=end_date, dirty_share=dirty_share)
 
 
-def _add_dirty_rows(clean: DataFrame, seed: int, end_date: dt.date, dirty_share: float) -> DataFrame:
+def _add_dirty_rows(clean: DataFrame, seed: int, *, end_date: dt.date, dirty_share: float) -> DataFrame:
     """Exact duplicates (dirty_share), missing customer ids and future dates (a quarter of it each)."""
-    keys = (F.col("id"), F.col("order_id"), F.col("line"))
+    keys = (F.col("id"), F.col(ORDER_ID), F.col("line"))
     copies = F.when(_uniform(seed, "dup", *keys) < F.lit(dirty_share), F.lit(2)).otherwise(F.lit(1))
     corruption = _uniform(seed, "corrupt", *keys)
     future_ts = F.lit(dt.datetime.combine(end_date + dt.timedelta(days=10), dt.time(12)))
     return (
         clean.withColumn("copy", F.explode(F.sequence(F.lit(1), copies)))
         .withColumn(
-            "customer_id",
+            CUSTOMER_ID,
             F.when(corruption < F.lit(dirty_share / 4), F.lit(None).cast("string")).otherwise(
-                F.col("customer_id")
+                F.col(CUSTOMER_ID)
             ),
         )
         .withColumn(
-            "order_ts",
+            ORDER_TS,
             F.when(
                 (corruption >= F.lit(dirty_share / 4)) & (corruption < F.lit(dirty_share / 2)), future_ts
-            ).otherwise(F.col("order_ts")),
+            ).otherwise(F.col(ORDER_TS)),
         )
-        .select("customer_id", "order_id", "order_ts", "amount", "quantity", "category", "channel")
+        .select(CUSTOMER_ID, ORDER_ID, ORDER_TS, AMOUNT, QUANTITY, CATEGORY, CHANNEL)
     )
 
 
 def _customers(profiles: DataFrame, seed: int, end_date: dt.date) -> DataFrame:
     cid = F.col("id")
     age_days = F.floor((F.lit(18) + _uniform(seed, "age", cid) * 62) * F.lit(365.25)).cast("int")
-    gender_u = _uniform(seed, "gender", cid)
+    gender_u = _uniform(seed, GENDER, cid)
     return profiles.select(
-        "customer_id",
-        F.date_sub("first_day", F.floor(_uniform(seed, "signup", cid) * 60).cast("int")).alias("signup_date"),
-        F.date_sub(F.lit(end_date), age_days).alias("birth_date"),
-        F.when(gender_u < 0.49, "F").when(gender_u < 0.98, "M").otherwise("X").alias("gender"),
+        CUSTOMER_ID,
+        F.date_sub("first_day", F.floor(_uniform(seed, "signup", cid) * 60).cast("int")).alias(SIGNUP_DATE),
+        F.date_sub(F.lit(end_date), age_days).alias(BIRTH_DATE),
+        F.when(gender_u < 0.49, "F").when(gender_u < 0.98, "M").otherwise("X").alias(GENDER),
         F.element_at(
             F.array(*[F.lit(r) for r in REGIONS]),
-            F.floor(_uniform(seed, "region", cid) * len(REGIONS)).cast("int") + 1,
-        ).alias("region"),
+            F.floor(_uniform(seed, REGION, cid) * len(REGIONS)).cast("int") + 1,
+        ).alias(REGION),
         (_uniform(seed, "opt_in", cid) < 0.6).alias("marketing_opt_in"),
-        F.concat(F.lit("customer"), F.col("customer_id"), F.lit("@example.com")).alias("email"),
-        F.concat(F.lit("Customer "), F.col("customer_id")).alias("full_name"),
+        F.concat(F.lit("customer"), F.col(CUSTOMER_ID), F.lit("@example.com")).alias("email"),
+        F.concat(F.lit("Customer "), F.col(CUSTOMER_ID)).alias("full_name"),
     )

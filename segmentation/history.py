@@ -1,5 +1,5 @@
-"""Change between assignment versions: membership rows for the SCD2 table, migration
-matrices, and the list of assignment versions from the Delta commit log."""
+"""Change between assignment versions: migration matrices, the assignment a report compares
+with, and the list of assignment versions from the Delta commit log."""
 
 from __future__ import annotations
 
@@ -9,16 +9,19 @@ from typing import Any, Optional
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from segmentation.assign import ASSIGNMENT_ID, SEGMENT_ID, SEGMENT_NAME
-from segmentation.features import CUSTOMER_ID
-
-# A customer's membership row changes when either of these does.
-MEMBERSHIP_TRACKED = [SEGMENT_ID, SEGMENT_NAME]
-
-
-def membership_rows(assignments: DataFrame) -> DataFrame:
-    """One row per customer of one assignment, as `segment_membership` tracks it."""
-    return assignments.select(CUSTOMER_ID, SEGMENT_ID, SEGMENT_NAME, ASSIGNMENT_ID, "model_version")
+from segmentation.tables import (
+    ASSIGNED_AT,
+    ASSIGNMENT_ID,
+    CUSTOMER_COUNT,
+    CUSTOMER_ID,
+    FROM_SEGMENT_ID,
+    FROM_SEGMENT_NAME,
+    SEGMENT_ID,
+    SEGMENT_NAME,
+    SHARE_OF_FROM,
+    TO_SEGMENT_ID,
+    TO_SEGMENT_NAME,
+)
 
 
 def migration(before: DataFrame, after: DataFrame) -> DataFrame:
@@ -26,22 +29,22 @@ def migration(before: DataFrame, after: DataFrame) -> DataFrame:
     in that assignment (new or gone). `share_of_from` is the share of the row's "before" segment."""
     old = before.select(
         CUSTOMER_ID,
-        F.col(SEGMENT_ID).alias("from_segment_id"),
-        F.col(SEGMENT_NAME).alias("from_segment_name"),
+        F.col(SEGMENT_ID).alias(FROM_SEGMENT_ID),
+        F.col(SEGMENT_NAME).alias(FROM_SEGMENT_NAME),
     )
     new = after.select(
         CUSTOMER_ID,
-        F.col(SEGMENT_ID).alias("to_segment_id"),
-        F.col(SEGMENT_NAME).alias("to_segment_name"),
+        F.col(SEGMENT_ID).alias(TO_SEGMENT_ID),
+        F.col(SEGMENT_NAME).alias(TO_SEGMENT_NAME),
     )
     counts = (
         old.join(new, CUSTOMER_ID, "full")
-        .groupBy("from_segment_id", "from_segment_name", "to_segment_id", "to_segment_name")
-        .agg(F.count(F.lit(1)).alias("customers"))
+        .groupBy(FROM_SEGMENT_ID, FROM_SEGMENT_NAME, TO_SEGMENT_ID, TO_SEGMENT_NAME)
+        .agg(F.count(F.lit(1)).alias(CUSTOMER_COUNT))
     )
     return counts.withColumn(
-        "share_of_from",
-        F.col("customers") / F.sum("customers").over(Window.partitionBy("from_segment_id")),
+        SHARE_OF_FROM,
+        F.col(CUSTOMER_COUNT) / F.sum(CUSTOMER_COUNT).over(Window.partitionBy(FROM_SEGMENT_ID)),
     )
 
 
@@ -57,39 +60,40 @@ class MigrationSummary:
     def from_cells(cls, cells: list[dict[str, Any]]) -> MigrationSummary:
         names, sizes, stayed = {}, {}, {}
         for cell in cells:
-            for side in ("from", "to"):
-                if cell[f"{side}_segment_id"] is not None:
-                    names[cell[f"{side}_segment_id"]] = cell[f"{side}_segment_name"]
-            source = cell["from_segment_id"]
+            for side_id, side_name in (
+                (FROM_SEGMENT_ID, FROM_SEGMENT_NAME),
+                (TO_SEGMENT_ID, TO_SEGMENT_NAME),
+            ):
+                if cell[side_id] is not None:
+                    names[cell[side_id]] = cell[side_name]
+            source = cell[FROM_SEGMENT_ID]
             if source is not None:
-                sizes[source] = sizes.get(source, 0) + cell["customers"]
-                if cell["to_segment_id"] == source:
-                    stayed[source] = cell["customers"]
+                sizes[source] = sizes.get(source, 0) + cell[CUSTOMER_COUNT]
+                if cell[TO_SEGMENT_ID] == source:
+                    stayed[source] = cell[CUSTOMER_COUNT]
         return cls(
             cells=cells,
-            new_customers=sum(c["customers"] for c in cells if c["from_segment_id"] is None),
-            gone_customers=sum(c["customers"] for c in cells if c["to_segment_id"] is None),
+            new_customers=sum(c[CUSTOMER_COUNT] for c in cells if c[FROM_SEGMENT_ID] is None),
+            gone_customers=sum(c[CUSTOMER_COUNT] for c in cells if c[TO_SEGMENT_ID] is None),
             retention={segment: stayed.get(segment, 0) / size for segment, size in sizes.items()},
             names=names,
         )
 
-    def matrix_lines(self) -> list[str]:
-        """The matrix as text: rows "from", columns "to", counts with row shares."""
-        sources = sorted({c["from_segment_id"] for c in self.cells}, key=_none_last)
-        targets = sorted({c["to_segment_id"] for c in self.cells}, key=_none_last)
-        lookup = {(c["from_segment_id"], c["to_segment_id"]): c for c in self.cells}
-        texts = {key: f"{cell['customers']:,} ({cell['share_of_from']:.0%})" for key, cell in lookup.items()}
-        corner = "from \\ to"
-        width = max(*(len(self._label(t, "gone")) for t in targets), *(len(t) for t in texts.values())) + 2
-        first = max(len(corner), *(len(self._label(source, "new")) for source in sources)) + 2
-        lines = [f"{corner:<{first}}" + "".join(f"{self._label(t, 'gone'):>{width}}" for t in targets)]
-        for source in sources:
-            row = f"{self._label(source, 'new'):<{first}}"
-            row += "".join(f"{texts.get((source, target), '-'):>{width}}" for target in targets)
-            lines.append(row)
-        return lines
+    def sources(self) -> list[Optional[int]]:
+        """The "before" segments, new customers (None) last."""
+        return sorted({c[FROM_SEGMENT_ID] for c in self.cells}, key=_none_last)
 
-    def _label(self, segment: Optional[int], missing: str) -> str:
+    def targets(self) -> list[Optional[int]]:
+        """The "after" segments, gone customers (None) last."""
+        return sorted({c[TO_SEGMENT_ID] for c in self.cells}, key=_none_last)
+
+    def cell(self, source: Optional[int], target: Optional[int]) -> Optional[dict[str, Any]]:
+        return next(
+            (c for c in self.cells if (c[FROM_SEGMENT_ID], c[TO_SEGMENT_ID]) == (source, target)), None
+        )
+
+    def label(self, segment: Optional[int], missing: str) -> str:
+        """`<id> <name>`, or `missing` for the new / gone row or column."""
         return missing if segment is None else f"{segment} {self.names[segment]}"
 
 
@@ -97,10 +101,10 @@ def previous_assignment_id(profiles: DataFrame, assigned_at: Any) -> Optional[st
     """The assignment made most recently before `assigned_at`, the one a report compares with;
     `profiles` is `segment_profiles` (k rows per assignment)."""
     previous = (
-        profiles.filter(F.col("assigned_at") < F.lit(assigned_at))
+        profiles.filter(F.col(ASSIGNED_AT) < F.lit(assigned_at))
         .groupBy(ASSIGNMENT_ID)
-        .agg(F.max("assigned_at").alias("assigned_at"))
-        .orderBy(F.desc("assigned_at"), F.desc(ASSIGNMENT_ID))
+        .agg(F.max(ASSIGNED_AT).alias(ASSIGNED_AT))
+        .orderBy(F.desc(ASSIGNED_AT), F.desc(ASSIGNMENT_ID))
         .first()
     )
     return previous[ASSIGNMENT_ID] if previous is not None else None

@@ -8,7 +8,7 @@ those to `<table>_rejected`. A column whose values mostly fail to parse is a con
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal, Optional
 
 from pyspark.sql import Column, DataFrame, Window
@@ -16,10 +16,23 @@ from pyspark.sql import functions as F
 
 from segmentation.config import CustomerColumns, CustomersInput, TransactionColumns, TransactionsInput
 from segmentation.errors import InputError
+from segmentation.tables import (
+    AMOUNT,
+    BIRTH_DATE,
+    CATEGORY,
+    CHANNEL,
+    CUSTOMER_ID,
+    CUSTOMERS,
+    GENDER,
+    ORDER_ID,
+    ORDER_TS,
+    QUANTITY,
+    REGION,
+    REJECT_REASON,
+    SIGNUP_DATE,
+    TRANSACTIONS,
+)
 
-TRANSACTIONS = "transactions"
-CUSTOMERS = "customers"
-REJECT_REASON = "reject_reason"
 _RAW = "__raw"
 _EXAMPLES = 5
 
@@ -36,21 +49,21 @@ class ColumnRule:
 
 
 TRANSACTION_RULES = (
-    ColumnRule("customer_id", "id", required=True),
-    ColumnRule("order_ts", "timestamp", required=True),
-    ColumnRule("amount", "double", required=True),
-    ColumnRule("order_id", "string"),
-    ColumnRule("quantity", "double"),
-    ColumnRule("category", "string"),
-    ColumnRule("channel", "string"),
+    ColumnRule(CUSTOMER_ID, "id", required=True),
+    ColumnRule(ORDER_TS, "timestamp", required=True),
+    ColumnRule(AMOUNT, "double", required=True),
+    ColumnRule(ORDER_ID, "string"),
+    ColumnRule(QUANTITY, "double"),
+    ColumnRule(CATEGORY, "string"),
+    ColumnRule(CHANNEL, "string"),
 )
 
 CUSTOMER_RULES = (
-    ColumnRule("customer_id", "id", required=True),
-    ColumnRule("signup_date", "date"),
-    ColumnRule("birth_date", "date"),
-    ColumnRule("gender", "string"),
-    ColumnRule("region", "string"),
+    ColumnRule(CUSTOMER_ID, "id", required=True),
+    ColumnRule(SIGNUP_DATE, "date"),
+    ColumnRule(BIRTH_DATE, "date"),
+    ColumnRule(GENDER, "string"),
+    ColumnRule(REGION, "string"),
 )
 
 
@@ -84,11 +97,9 @@ class RejectReport:
         )
 
 
-def protect_pii(raw: DataFrame, pii: dict[str, str], salt: Optional[str], table: str) -> DataFrame:
-    """Drop or salt-and-hash PII columns before anything else sees them.
-
-    >>> protect_pii(df, {"email": "hash", "name": "drop"}, salt="s3cret", table="customers")
-    """
+def protect_pii(raw: DataFrame, pii: dict[str, str], *, salt: Optional[str], table: str) -> DataFrame:
+    """Drop or salt-and-hash PII columns before anything else sees them, e.g.
+    `protect_pii(raw, {"email": "hash", "name": "drop"}, salt="s3cret", table="customers")`."""
     missing = [column for column in pii if column not in raw.columns]
     if missing:
         raise InputError(f"table {table}: PII column {missing[0]!r} configured but not in the input")
@@ -109,6 +120,7 @@ def select_canonical(
     raw: DataFrame,
     mapping: dict[str, Optional[str]],
     rules: tuple[ColumnRule, ...],
+    *,
     table: str,
     source: str,
     extra_columns: tuple[str, ...] = (),
@@ -137,6 +149,7 @@ def select_canonical(
 def parse_canonical(
     canonical: DataFrame,
     rules: tuple[ColumnRule, ...],
+    *,
     table: str,
     formats: Optional[dict[str, Optional[str]]] = None,
     row_rules: tuple[tuple[str, Column], ...] = (),
@@ -151,7 +164,7 @@ def parse_canonical(
     parsed_columns, reasons = [], []
     for rule in rules:
         raw_value = F.col(rule.name)
-        parsed = _parse(raw_value, rule.kind, dtypes[rule.name], formats.get(rule.kind))
+        parsed = _parse(raw_value, rule.kind, dtype=dtypes[rule.name], fmt=formats.get(rule.kind))
         raw_string = F.nullif(F.trim(raw_value.cast("string")), F.lit(""))
         parsed_columns += [parsed.alias(rule.name), raw_string.alias(rule.name + _RAW)]
         if rule.required:
@@ -218,17 +231,19 @@ def check_rejects(
 
 
 def parse_transactions(
-    raw: DataFrame, input_cfg: TransactionsInput, as_of_date: dt.date, source: str
+    raw: DataFrame, input_cfg: TransactionsInput, *, as_of_date: dt.date, source: str
 ) -> ParsedInput:
     """Canonical, typed transactions; rows dated after `as_of_date` are rejected."""
-    canonical = select_canonical(raw, _mapping(input_cfg.columns), TRANSACTION_RULES, TRANSACTIONS, source)
-    after_as_of = F.to_date(F.col("order_ts")) > F.lit(as_of_date)
+    canonical = select_canonical(
+        raw, _mapping(input_cfg.columns), TRANSACTION_RULES, table=TRANSACTIONS.name, source=source
+    )
+    after_as_of = F.to_date(F.col(ORDER_TS)) > F.lit(as_of_date)
     return parse_canonical(
         canonical,
         TRANSACTION_RULES,
-        TRANSACTIONS,
+        table=TRANSACTIONS.name,
         formats={"timestamp": input_cfg.timestamp_format},
-        row_rules=((f"order_ts after as_of_date {as_of_date.isoformat()}", after_as_of),),
+        row_rules=((f"{ORDER_TS} after as_of_date {as_of_date.isoformat()}", after_as_of),),
     )
 
 
@@ -238,25 +253,25 @@ def parse_customers(raw: DataFrame, input_cfg: CustomersInput, source: str) -> P
         raw.dropDuplicates(),
         _mapping(input_cfg.columns),
         CUSTOMER_RULES,
-        CUSTOMERS,
-        source,
+        table=CUSTOMERS.name,
+        source=source,
         extra_columns=tuple(input_cfg.extra_columns),
     )
-    copies = F.count(F.lit(1)).over(Window.partitionBy("customer_id"))
+    copies = F.count(F.lit(1)).over(Window.partitionBy(CUSTOMER_ID))
     return parse_canonical(
         canonical,
         CUSTOMER_RULES,
-        CUSTOMERS,
+        table=CUSTOMERS.name,
         formats={"date": input_cfg.date_format},
-        row_rules=(("conflicting duplicate customer_id", copies > 1),),
+        row_rules=((f"conflicting duplicate {CUSTOMER_ID}", copies > 1),),
     )
 
 
 def _mapping(columns: TransactionColumns | CustomerColumns) -> dict[str, Optional[str]]:
-    return asdict(columns)
+    return columns.model_dump()
 
 
-def _parse(value: Column, kind: ColumnKind, dtype: str, fmt: Optional[str]) -> Column:
+def _parse(value: Column, kind: ColumnKind, *, dtype: str, fmt: Optional[str]) -> Column:
     is_string = dtype == "string"
     if kind == "id":
         return F.nullif(F.trim(value.cast("string")), F.lit(""))

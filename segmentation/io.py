@@ -2,7 +2,9 @@
 
 A table is `<lake.root>/<name>` (path-based Delta) or, when `lake.catalog` and
 `lake.schema` are set, the metastore table `catalog.schema.name` (Unity Catalog).
-Every commit carries `userMetadata` JSON naming what produced it.
+Every table is created with its declared schema (`segmentation.tables`) before the first
+write, every write is checked against that schema, and every commit carries `userMetadata`
+JSON naming what produced it. Only public PySpark and Delta APIs are used.
 """
 
 from __future__ import annotations
@@ -16,26 +18,60 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from delta.tables import DeltaTable
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from segmentation.assign import ASSIGNMENT_ID, SEGMENT_ASSIGNMENTS
-from segmentation.config import LakeConfig
-from segmentation.errors import InputError
+from segmentation.config import CustomersInput, LakeConfig, TransactionsInput
+from segmentation.errors import InputError, SchemaError
+from segmentation.tables import (
+    ASSIGNMENT_ID,
+    IS_CURRENT,
+    SEGMENT_ASSIGNMENTS,
+    VALID_FROM,
+    VALID_TO,
+    Table,
+    check_frame,
+    ddl,
+)
 
 log = logging.getLogger(__name__)
+
+SourceInput = TransactionsInput | CustomersInput
+
+_NOT_NULL_VIOLATED = "DELTA_NOT_NULL_CONSTRAINT_VIOLATED"
+_MISSING_PATH_CONDITIONS = ("PATH_NOT_FOUND", "DELTA_PATH_DOES_NOT_EXIST", "DELTA_MISSING_DELTA_TABLE")
 
 
 @dataclass(frozen=True)
 class TableRef:
-    """Where a Delta table lives: exactly one of `path` or `name` is set."""
+    """Where a table of the contract lives: exactly one of `path` or `name` is set."""
 
-    label: str
+    table: Table
     path: Optional[str] = None
     name: Optional[str] = None
 
+    @property
+    def label(self) -> str:
+        return self.table.name
+
+    @property
+    def sql(self) -> str:
+        """How SQL names the table: `catalog.schema.table` or delta.`<path>`."""
+        return self.name if self.name else f"delta.`{self.path}`"
+
     def __str__(self) -> str:
         return self.path or self.name or self.label
+
+
+@dataclass(frozen=True)
+class TableWrite:
+    """One committed write: where, at which Delta version, how many rows it wrote."""
+
+    table: str
+    location: str
+    version: int
+    rows: Optional[int]
 
 
 def resolve_path(path: str) -> str:
@@ -45,12 +81,12 @@ def resolve_path(path: str) -> str:
     return os.path.abspath(os.path.expanduser(path))
 
 
-def table_ref(lake: LakeConfig, table: str) -> TableRef:
+def table_ref(lake: LakeConfig, table: Table) -> TableRef:
     if lake.catalog and lake.schema:
-        return TableRef(label=table, name=f"{lake.catalog}.{lake.schema}.{table}")
+        return TableRef(table=table, name=f"{lake.catalog}.{lake.schema}.{table.name}")
     if lake.catalog or lake.schema:
         raise InputError("lake.catalog and lake.schema must be set together (or neither)")
-    return TableRef(label=table, path=f"{resolve_path(lake.root).rstrip('/')}/{table}")
+    return TableRef(table=table, path=f"{resolve_path(lake.root).rstrip('/')}/{table.name}")
 
 
 def _delta_table(spark: SparkSession, ref: TableRef) -> DeltaTable:
@@ -115,46 +151,83 @@ def read_table(spark: SparkSession, ref: TableRef, version: Optional[int] = None
     return reader.load(ref.path) if ref.path else reader.table(ref.name)
 
 
+def ensure_table(spark: SparkSession, ref: TableRef) -> None:
+    """Create the table with its declared schema (keys NOT NULL) and partitioning, once.
+
+    Creating it before the first write, rather than letting the first write infer it, is what
+    puts the contract into the table: Delta then rejects a null key from any writer.
+    """
+    if table_exists(spark, ref):
+        return
+    table = ref.table
+    partitioning = (
+        f" PARTITIONED BY ({', '.join(f'`{c}`' for c in table.partitioned_by)})"
+        if table.partitioned_by
+        else ""
+    )
+    with _commit_metadata(spark, {"stage": "create", "table": table.name}):
+        spark.sql(f"CREATE TABLE IF NOT EXISTS {ref.sql} ({ddl(table.schema)}) USING DELTA{partitioning}")
+
+
 def write_table(
-    df: DataFrame,
+    spark: SparkSession,
     ref: TableRef,
+    frame: DataFrame,
+    *,
     user_metadata: dict[str, Any],
-    mode: str = "overwrite",
-    partition_by: Optional[list[str]] = None,
     replace_where: Optional[str] = None,
-    merge_schema: bool = False,
-) -> None:
-    """One Delta commit. With `replace_where`, only that slice is replaced, atomically."""
+) -> TableWrite:
+    """One Delta commit replacing the table's rows, or with `replace_where` only that slice,
+    atomically. The frame is checked against the table's schema first; a frame that breaks it
+    (or a null key, which Delta rejects) raises `SchemaError` and the table is unchanged."""
+    check_frame(ref.table, frame.schema)
+    ensure_table(spark, ref)
     writer = (
-        df.write.format("delta")
-        .mode(mode)
+        frame.write.format("delta")
+        .mode("overwrite")
         .option("userMetadata", json.dumps(user_metadata, sort_keys=True, default=str))
     )
-    if partition_by:
-        writer = writer.partitionBy(*partition_by)
     if replace_where:
         writer = writer.option("replaceWhere", replace_where)
-    if merge_schema:
+    if ref.table.extensible:
         writer = writer.option("mergeSchema", "true")
-    elif mode == "overwrite" and not replace_where:
-        writer = writer.option("overwriteSchema", "true")
-    if ref.path:
-        writer.save(ref.path)
-    else:
-        writer.saveAsTable(ref.name)
+    with _schema_errors(ref):
+        if ref.path:
+            writer.save(ref.path)
+        else:
+            writer.saveAsTable(ref.name)
+    commit = last_commit(spark, ref)
+    rows = commit["metrics"].get("numOutputRows")
+    return TableWrite(ref.label, str(ref), commit["version"], int(rows) if rows is not None else None)
+
+
+@contextlib.contextmanager
+def _schema_errors(ref: TableRef) -> Iterator[None]:
+    """Delta's NOT NULL violation, as a `SchemaError` naming the table and the column."""
+    try:
+        yield
+    except Exception as exc:
+        message = str(exc)
+        if _NOT_NULL_VIOLATED not in message and "NOT NULL constraint violated" not in message:
+            raise
+        column = next((c for c in ref.table.columns if f"column: {c}" in message), "a key column")
+        raise SchemaError(
+            f"table {ref.label}: column {column!r} is NOT NULL and the frame has a null in it; "
+            "nothing was written"
+        ) from None
 
 
 def merge_scd2(
     spark: SparkSession,
     ref: TableRef,
     current: DataFrame,
-    key: str,
-    tracked: list[str],
+    *,
     valid_from: Any,
     user_metadata: dict[str, Any],
 ) -> None:
-    """Slowly changing dimension type 2 in one `MERGE`: `current` holds one row per key as of
-    `valid_from`. A key whose tracked columns changed has its current row closed
+    """Slowly changing dimension type 2 in one `MERGE`, on the table's `scd2_key` and
+    `scd2_tracked` columns: `current` holds one row per key as of `valid_from`. A key whose
+    tracked columns changed has its current row closed
     (`valid_to`, `is_current = false`) and a new current row opened; a new key gets a current
     row; a key missing from `current` has its current row closed; an unchanged key is untouched.
 
@@ -162,18 +235,16 @@ def merge_scd2(
     `MERGE` source holds only changed, new and gone keys, not every key.
     """
     opening = {
-        "valid_from": F.lit(valid_from),
-        "valid_to": F.lit(None).cast("date"),
-        "is_current": F.lit(True),
+        VALID_FROM: F.lit(valid_from),
+        VALID_TO: F.lit(None).cast("date"),
+        IS_CURRENT: F.lit(True),
     }
-    if not table_exists(spark, ref):
-        write_table(current.withColumns(opening), ref, user_metadata)
-        return
+    key, tracked = ref.table.scd2_key, list(ref.table.scd2_tracked)
+    check_frame(ref.table, current.withColumns(opening).schema)
+    ensure_table(spark, ref)
     target = _delta_table(spark, ref)
     now = current.withColumn("_in_new", F.lit(True)).alias("s")
-    before = (
-        target.toDF().filter(F.col("is_current")).select(key, *tracked).withColumn("_in_old", F.lit(True))
-    )
+    before = target.toDF().filter(F.col(IS_CURRENT)).select(key, *tracked).withColumn("_in_old", F.lit(True))
     joined = now.join(before.alias("t"), key, "full_outer")
     same = F.lit(True)
     for column in tracked:
@@ -189,11 +260,11 @@ def merge_scd2(
         F.lit(None).cast(current.schema[key].dataType).alias("_merge_key"),
         *[F.col(key) if c == key else F.col(f"s.{c}") for c in current.columns],
     )
-    with _commit_metadata(spark, user_metadata):
+    with _commit_metadata(spark, user_metadata), _schema_errors(ref):
         (
             target.alias("t")
-            .merge(to_close.unionByName(to_open).alias("u"), f"t.`{key}` = u._merge_key AND t.is_current")
-            .whenMatchedUpdate(set={"valid_to": F.lit(valid_from), "is_current": F.lit(False)})
+            .merge(to_close.unionByName(to_open).alias("u"), f"t.`{key}` = u._merge_key AND t.{IS_CURRENT}")
+            .whenMatchedUpdate(set={VALID_TO: F.lit(valid_from), IS_CURRENT: F.lit(False)})
             .whenNotMatchedInsert(values={c: F.col(f"u.`{c}`") for c in current.columns} | opening)
             .execute()
         )
@@ -201,7 +272,7 @@ def merge_scd2(
 
 @contextlib.contextmanager
 def _commit_metadata(spark: SparkSession, user_metadata: dict[str, Any]) -> Iterator[None]:
-    """`userMetadata` for commits made through the DeltaTable API, which has no writer option."""
+    """`userMetadata` for commits made through SQL or the DeltaTable API, which have no writer option."""
     key = "spark.databricks.delta.commitInfo.userMetadata"
     spark.conf.set(key, json.dumps(user_metadata, sort_keys=True, default=str))
     try:
@@ -214,9 +285,12 @@ def _commit_metadata(spark: SparkSession, user_metadata: dict[str, Any]) -> Iter
 def all_or_nothing(spark: SparkSession, refs: list[TableRef]) -> Iterator[None]:
     """Delta commits are atomic per table; this extends that to a group of tables.
 
-    Versions are recorded on entry; if the block raises, every table that moved is restored
-    to its recorded version (or removed if it did not exist), then the error propagates.
+    Every table is created first (empty, with its schema), so each has a version to return
+    to; versions are recorded on entry and, if the block raises, every table that moved is
+    restored to its recorded version, then the error propagates.
     """
+    for ref in refs:
+        ensure_table(spark, ref)
     before = {ref: table_version(spark, ref) for ref in refs}
     try:
         yield
@@ -227,41 +301,35 @@ def all_or_nothing(spark: SparkSession, refs: list[TableRef]) -> Iterator[None]:
         raise
 
 
-def _rollback(spark: SparkSession, ref: TableRef, version: Optional[int]) -> None:
+def _rollback(spark: SparkSession, ref: TableRef, version: int) -> None:
     current = table_version(spark, ref)
     if current == version:
         return
     log.warning("rolling back %s from version %s to %s", ref, current, version)
-    if version is not None:
-        _delta_table(spark, ref).restoreToVersion(version)
-    elif ref.name:
-        spark.sql(f"DROP TABLE IF EXISTS {ref.name}")
-    else:
-        jvm = spark.sparkContext._jvm
-        hadoop_path = jvm.org.apache.hadoop.fs.Path(ref.path)
-        hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(hadoop_path, True)
+    _delta_table(spark, ref).restoreToVersion(version)
 
 
-def read_source(spark: SparkSession, path: str, fmt: str, options: dict[str, str]) -> DataFrame:
-    """Raw input as the user hands it. CSV is read as strings so ids keep leading zeros and
-    bad values can be reported, not silently nulled."""
+def read_source(spark: SparkSession, source: SourceInput, *, table: str) -> DataFrame:
+    """Raw input for `table` as the user hands it. CSV is read as strings so ids keep leading
+    zeros and bad values can be reported, not silently nulled. A path or table that is not
+    there is an `InputError`."""
+    path, fmt, options = source.path, source.format, source.options
     if fmt == "table":
+        if not spark.catalog.tableExists(path):
+            raise InputError(f"table {table}: input table {path} does not exist")
         return spark.read.table(path)
     location = resolve_path(path)
-    if fmt == "csv":
-        csv_options = {"header": "true", "inferSchema": "false", **options}
-        return spark.read.options(**csv_options).csv(location)
-    if fmt == "delta":
-        return spark.read.options(**options).format("delta").load(location)
-    return spark.read.options(**options).parquet(location)
-
-
-def source_exists(spark: SparkSession, path: str, fmt: str) -> bool:
-    if fmt == "table":
-        return spark.catalog.tableExists(path)
-    jvm = spark.sparkContext._jvm
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(resolve_path(path))
-    return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).exists(hadoop_path)
+    try:
+        if fmt == "csv":
+            csv_options = {"header": "true", "inferSchema": "false", **options}
+            return spark.read.options(**csv_options).csv(location)
+        if fmt == "delta":
+            return spark.read.options(**options).format("delta").load(location)
+        return spark.read.options(**options).parquet(location)
+    except AnalysisException as exc:
+        if exc.getCondition() in _MISSING_PATH_CONDITIONS:
+            raise InputError(f"table {table}: input {location} ({fmt}) does not exist") from None
+        raise
 
 
 def write_source(df: DataFrame, path: str, fmt: str) -> None:
@@ -281,6 +349,7 @@ def write_source(df: DataFrame, path: str, fmt: str) -> None:
 def read_assignments(
     spark: SparkSession,
     lake: LakeConfig,
+    *,
     assignment_id: Optional[str] = None,
     version: Optional[int] = None,
 ) -> tuple[str, DataFrame]:
@@ -293,11 +362,14 @@ def read_assignments(
     ref = table_ref(lake, SEGMENT_ASSIGNMENTS)
     commits = table_history(spark, ref)
     if not commits:
-        raise InputError(f"table {SEGMENT_ASSIGNMENTS} does not exist at {ref}; run `segment assign` first")
+        raise InputError(
+            f"table {SEGMENT_ASSIGNMENTS.name} does not exist at {ref}; run `segment assign` first"
+        )
     versions = [c["version"] for c in commits]
     if version is not None and version not in versions:
         raise InputError(
-            f"table {SEGMENT_ASSIGNMENTS} has no version {version}; versions {versions[0]}..{versions[-1]}"
+            f"table {SEGMENT_ASSIGNMENTS.name} has no version {version}; "
+            f"versions {versions[0]}..{versions[-1]}"
         )
     table = read_table(spark, ref, version)
     if assignment_id is None:
@@ -315,9 +387,11 @@ def read_assignments(
         )
         if assignment_id is None:
             at = f" at version {version}" if version is not None else ""
-            raise InputError(f"table {SEGMENT_ASSIGNMENTS}{at}: no assignment was written by that commit")
+            raise InputError(
+                f"table {SEGMENT_ASSIGNMENTS.name}{at}: no assignment was written by that commit"
+            )
     rows = table.filter(F.col(ASSIGNMENT_ID) == F.lit(assignment_id))
     if not rows.limit(1).count():
         at = f" at version {version}" if version is not None else ""
-        raise InputError(f"table {SEGMENT_ASSIGNMENTS}{at} has no assignment_id {assignment_id!r}")
+        raise InputError(f"table {SEGMENT_ASSIGNMENTS.name}{at} has no assignment_id {assignment_id!r}")
     return assignment_id, rows

@@ -21,10 +21,11 @@ from pyspark.sql import DataFrame
 
 from segmentation.config import Algorithm, ModelConfig
 from segmentation.errors import InputError
+from segmentation.tables import CUSTOMER_FEATURES, MODEL_CLUSTER_ID
 
 ASSEMBLED = "assembled_features"
 SCALED = "features"
-PREDICTION = "segment_id"
+PREDICTION = MODEL_CLUSTER_ID  # the fitted model's own cluster number, not the business segment id
 PROBABILITY = "segment_probabilities"
 PYFUNC_OUTPUT = "prediction"  # the column MLflow's pyfunc flavour of a Spark model returns
 _QUANTILE_ERROR = 0.001
@@ -55,14 +56,14 @@ def build_pipeline(
     features: DataFrame,
     feature_columns: Sequence[str],
     preprocessing: Preprocessing,
+    *,
     algorithm: Algorithm,
     params: dict[str, Any],
     seed: int,
 ) -> Pipeline:
-    """The unfitted pipeline for one grid point; `features` is read only for quantile bounds.
-
-    >>> pipeline = build_pipeline(features, ["recency_days"], Preprocessing(), "kmeans", {"k": 5}, seed=42)
-    """
+    """The unfitted pipeline for one grid point; `features` is read only for quantile bounds:
+    `build_pipeline(features, ["recency_days"], Preprocessing(), algorithm="kmeans",
+    params={"k": 5}, seed=42)`."""
     stages = build_preprocessing(features, feature_columns, preprocessing).getStages()
     return Pipeline(stages=[*stages, build_estimator(algorithm, params, seed), pyfunc_output()])
 
@@ -92,7 +93,7 @@ def build_preprocessing(
     missing = [column for column in feature_columns if column not in features.columns]
     if missing:
         raise InputError(
-            f"table customer_features: unknown feature column {missing[0]!r}; "
+            f"table {CUSTOMER_FEATURES.name}: unknown feature column {missing[0]!r}; "
             f"available: {', '.join(sorted(features.columns))}"
         )
     stages = [
@@ -145,7 +146,7 @@ def _clean_statement(
         cleaned = features.selectExpr(*[f"{expr} AS `{column}`" for column, expr in expressions.items()])
         bounds = cleaned.approxQuantile(list(feature_columns), [low, high], _QUANTILE_ERROR)
         if any(len(bound) != 2 for bound in bounds):
-            raise InputError("table customer_features: no rows to compute winsorising bounds from")
+            raise InputError(f"table {CUSTOMER_FEATURES.name}: no rows to compute winsorising bounds from")
         for column, (lower, upper) in zip(feature_columns, bounds, strict=True):
             expressions[column] = (
                 f"LEAST(GREATEST({expressions[column]}, CAST('{lower!r}' AS DOUBLE)), "

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from segmentation.assign import ClusterProfile
+from segmentation.profiles import ClusterProfile
+from segmentation.tables import AVG_ORDER_VALUE, FREQUENCY, MONETARY, RECENCY_DAYS, TENURE_DAYS
 
 Scores = dict[str, float]
 
@@ -34,11 +35,11 @@ VOCABULARY: dict[str, Callable[[Scores], float]] = {
 
 def rfm_scores(profile: ClusterProfile) -> Scores:
     return {
-        "r": -profile.z("recency_days"),
-        "f": profile.z("frequency"),
-        "m": profile.z("monetary"),
-        "a": profile.z("avg_order_value"),
-        "t": profile.z("tenure_days"),
+        "r": -profile.z(RECENCY_DAYS),
+        "f": profile.z(FREQUENCY),
+        "m": profile.z(MONETARY),
+        "a": profile.z(AVG_ORDER_VALUE),
+        "t": profile.z(TENURE_DAYS),
     }
 
 
@@ -70,10 +71,10 @@ def describe(profile: ClusterProfile) -> str:
     """One line from the profile's medians and shares."""
     parts = [f"{profile.customer_share:.1%} of customers, {profile.revenue_share:.1%} of revenue"]
     facts = (
-        ("recency_days", "last order {:.0f} days ago"),
-        ("frequency", "{:.0f} order(s)"),
-        ("avg_order_value", "{:,.2f} per order"),
-        ("tenure_days", "customer for {:.0f} days"),
+        (RECENCY_DAYS, "last order {:.0f} days ago"),
+        (FREQUENCY, "{:.0f} order(s)"),
+        (AVG_ORDER_VALUE, "{:,.2f} per order"),
+        (TENURE_DAYS, "customer for {:.0f} days"),
     )
     medians = [template.format(profile.median(f)) for f, template in facts if profile.median(f) is not None]
     if medians:

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from segmentation.tables import ALGORITHM, K
+
 SWEEP_METRICS = (
     ("silhouette", "silhouette (higher is better)"),
     ("davies_bouldin", "Davies-Bouldin (lower is better)"),
@@ -27,7 +29,7 @@ def metrics_against_k(leaderboard: list[dict[str, Any]]) -> Figure:
     (algorithm, k), the one with the highest silhouette stands for it."""
     best: dict[tuple[str, int], dict[str, Any]] = {}
     for row in leaderboard:
-        key = (row["algorithm"], row["k"])
+        key = (row[ALGORITHM], row[K])
         if key not in best or row.get("silhouette", -2.0) > best[key].get("silhouette", -2.0):
             best[key] = row
     figure = Figure(figsize=(15, 8), layout="constrained")
@@ -61,7 +63,7 @@ def segment_sizes(labels: list[Any], sizes: np.ndarray, title: str) -> Figure:
 
 
 def profile_heatmap(
-    labels: list[str], centroids: np.ndarray, feature_columns: list[str], title: str
+    labels: list[str], centroids: np.ndarray, feature_columns: list[str], *, title: str
 ) -> Figure:
     """One row per segment, one column per feature, cells coloured by z-score."""
     size = (1.2 * len(feature_columns) + 3, 0.5 * len(labels) + 2.5)

@@ -15,36 +15,49 @@ from matplotlib.figure import Figure
 
 from segmentation import plots
 from segmentation.history import MigrationSummary
+from segmentation.tables import (
+    ASSIGNMENT_ID,
+    AVG_ORDER_VALUE,
+    CUSTOMER_COUNT,
+    CUSTOMER_SHARE,
+    DESCRIPTION,
+    FEATURE,
+    FEATURE_STATS,
+    FREQUENCY,
+    MEAN_DAYS_BETWEEN_ORDERS,
+    MEDIAN,
+    MONETARY,
+    RECENCY_DAYS,
+    RETURN_SHARE,
+    REVENUE_SHARE,
+    RULE,
+    RULE_PRECISION,
+    RULE_RECALL,
+    RULES_FIDELITY,
+    SEGMENT_ID,
+    SEGMENT_NAME,
+    SHARE_OF_FROM,
+    SPEND_TREND,
+    TENURE_DAYS,
+    Z_SCORE,
+)
 
 # Features shown in the report's profile table and heatmap, when the profiles have them.
 HEADLINE_FEATURES = (
-    "recency_days",
-    "frequency",
-    "monetary",
-    "avg_order_value",
-    "tenure_days",
-    "mean_days_between_orders",
-    "spend_trend",
-    "return_share",
+    RECENCY_DAYS,
+    FREQUENCY,
+    MONETARY,
+    AVG_ORDER_VALUE,
+    TENURE_DAYS,
+    MEAN_DAYS_BETWEEN_ORDERS,
+    SPEND_TREND,
+    RETURN_SHARE,
 )
 
 
-def segment_table(profiles: Sequence[Any], matched: bool = False) -> list[str]:
-    """Segments as text, largest first; `profiles` are profile rows or `ClusterProfile`s."""
-    header = f"  {'id':>3}  {'segment':<22} {'customers':>10} {'share':>7} {'revenue':>8}"
-    lines = [header + ("  identity (Jaccard)" if matched else "")]
-    for p in sorted(profiles, key=lambda p: (-p.customers, p.segment_id)):
-        line = (
-            f"  {p.segment_id:>3}  {p.segment_name:<22} {p.customers:>10,} {p.customer_share:>7.1%} "
-            f"{p.revenue_share:>8.1%}"
-        )
-        if matched:
-            line += "  " + _identity(p)
-        lines.append(line)
-    return lines
-
-
-def _identity(profile: Any) -> str:
+def identity_text(profile: Any) -> str:
+    """How a segment relates to the previous assignment: new, kept, or new with its closest
+    previous segment; `profile` has `match_jaccard`, `previous_segment_id` and `segment_id`."""
     if profile.match_jaccard is None:
         return "new"
     if profile.previous_segment_id == profile.segment_id:
@@ -55,32 +68,33 @@ def _identity(profile: Any) -> str:
 def render_report(
     meta: dict[str, Any],
     profiles: Sequence[dict[str, Any]],
+    *,
     migration: Optional[MigrationSummary],
     previous_assignment: Optional[str],
 ) -> str:
     """The whole page. `profiles` are `segment_profiles` rows as dicts, one per segment."""
-    profiles = sorted(profiles, key=lambda p: p["segment_id"])
-    labels = [f"{p['segment_id']} {p['segment_name']}" for p in profiles]
-    stats = [{s["feature"]: s for s in p["feature_stats"]} for p in profiles]
+    profiles = sorted(profiles, key=lambda p: p[SEGMENT_ID])
+    labels = [f"{p[SEGMENT_ID]} {p[SEGMENT_NAME]}" for p in profiles]
+    stats = [{s[FEATURE]: s for s in p[FEATURE_STATS]} for p in profiles]
     headline = [f for f in HEADLINE_FEATURES if all(f in s for s in stats)]
-    sizes = np.array([p["customers"] for p in profiles], dtype=float)
-    z_scores = np.array([[s[f]["z_score"] or 0.0 for f in headline] for s in stats])
+    sizes = np.array([p[CUSTOMER_COUNT] for p in profiles], dtype=float)
+    z_scores = np.array([[s[f][Z_SCORE] or 0.0 for f in headline] for s in stats])
 
     sections = [
-        f"<h1>Customer segments: {_e(meta['assignment_id'])}</h1>",
+        f"<h1>Customer segments: {_e(meta[ASSIGNMENT_ID])}</h1>",
         _table(["", ""], [[_e(key), _e(value)] for key, value in meta.items()]),
         "<h2>Segments</h2>",
         _table(
             ["id", "name", "description", "customers", "share", "revenue share", "identity"],
             [
                 [
-                    p["segment_id"],
-                    _e(p["segment_name"]),
-                    _e(p["description"]),
-                    f"{p['customers']:,}",
-                    f"{p['customer_share']:.1%}",
-                    f"{p['revenue_share']:.1%}",
-                    _e(_identity(_Attributes(p))),
+                    p[SEGMENT_ID],
+                    _e(p[SEGMENT_NAME]),
+                    _e(p[DESCRIPTION]),
+                    f"{p[CUSTOMER_COUNT]:,}",
+                    f"{p[CUSTOMER_SHARE]:.1%}",
+                    f"{p[REVENUE_SHARE]:.1%}",
+                    _e(identity_text(_Attributes(p))),
                 ]
                 for p in profiles
             ],
@@ -92,10 +106,10 @@ def render_report(
             ["segment", *headline],
             [[_e(label), *[_stat(s[f]) for f in headline]] for label, s in zip(labels, stats, strict=True)],
         ),
-        _image(plots.profile_heatmap(labels, z_scores, headline, "segment means, population z-scores")),
+        _image(plots.profile_heatmap(labels, z_scores, headline, title="segment means, population z-scores")),
         "<h2>Rules</h2>",
         f"<p>A decision tree predicting the segment from the original features places "
-        f"{_percent(profiles[0]['rules_fidelity'])} of customers in their segment (fidelity). "
+        f"{_percent(profiles[0][RULES_FIDELITY])} of customers in their segment (fidelity). "
         "Recall: share of the segment's customers its rule covers; precision: share of the "
         "customers the rule covers that are in the segment.</p>",
         _table(
@@ -103,9 +117,9 @@ def render_report(
             [
                 [
                     _e(label),
-                    f"<code>{_e(p['rule'])}</code>",
-                    _percent(p["rule_recall"]),
-                    _percent(p["rule_precision"]),
+                    f"<code>{_e(p[RULE])}</code>",
+                    _percent(p[RULE_RECALL]),
+                    _percent(p[RULE_PRECISION]),
                 ]
                 for label, p in zip(labels, profiles, strict=True)
             ],
@@ -115,7 +129,7 @@ def render_report(
     ]
     return (
         "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
-        f"<title>Segments {_e(meta['assignment_id'])}</title><style>{_STYLE}</style></head>"
+        f"<title>Segments {_e(meta[ASSIGNMENT_ID])}</title><style>{_STYLE}</style></head>"
         "<body>\n" + "\n".join(sections) + "\n</body></html>\n"
     )
 
@@ -130,31 +144,25 @@ class _Attributes:
 def _migration(migration: Optional[MigrationSummary], previous: Optional[str]) -> str:
     if migration is None:
         return "<p>This is the first assignment; there is nothing to compare with.</p>"
-    sources = sorted({c["from_segment_id"] for c in migration.cells}, key=lambda v: (v is None, v or 0))
-    targets = sorted({c["to_segment_id"] for c in migration.cells}, key=lambda v: (v is None, v or 0))
-    cells = {(c["from_segment_id"], c["to_segment_id"]): c for c in migration.cells}
-
-    def label(segment: Optional[int], missing: str) -> str:
-        return missing if segment is None else f"{segment} {migration.names[segment]}"
-
+    targets = migration.targets()
     rows = []
-    for source in sources:
-        row = [_e(label(source, "new customers"))]
+    for source in migration.sources():
+        row = [_e(migration.label(source, "new customers"))]
         for target in targets:
-            cell = cells.get((source, target))
-            row.append(f"{cell['customers']:,} ({cell['share_of_from']:.0%})" if cell else "")
+            cell = migration.cell(source, target)
+            row.append(f"{cell[CUSTOMER_COUNT]:,} ({cell[SHARE_OF_FROM]:.0%})" if cell else "")
         retention = migration.retention.get(source)
         row.append(_percent(retention) if retention is not None else "")
         rows.append(row)
     return (
         f"<p>From {_e(previous)}: {migration.new_customers:,} customers new, "
         f"{migration.gone_customers:,} gone. Rows: segment before; columns: segment now.</p>"
-        + _table(["before \\ now", *[_e(label(t, "gone")) for t in targets], "retention"], rows)
+        + _table(["before \\ now", *[_e(migration.label(t, "gone")) for t in targets], "retention"], rows)
     )
 
 
 def _stat(stats: dict[str, Any]) -> str:
-    median, z = stats["median"], stats["z_score"]
+    median, z = stats[MEDIAN], stats[Z_SCORE]
     median_text = "-" if median is None else f"{median:,.2f}"
     return median_text if z is None else f"{median_text} ({z:+.2f})"
 

@@ -19,7 +19,7 @@ from pyspark.ml.feature import VectorAssembler
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from segmentation.assign import CLUSTER
+from segmentation.tables import MODEL_CLUSTER_ID
 
 RULE_PREDICTION = "_rule_cluster"
 _VECTOR = "_rule_features"
@@ -38,7 +38,7 @@ class Condition:
 def _inputs(df: DataFrame, feature_columns: Sequence[str]) -> DataFrame:
     return df.withColumns(
         {_input_name(c): F.coalesce(F.col(c).cast("double"), F.lit(0.0)) for c in feature_columns}
-    ).withColumn(_LABEL, F.col(CLUSTER).cast("double"))
+    ).withColumn(_LABEL, F.col(MODEL_CLUSTER_ID).cast("double"))
 
 
 def _input_name(column: str) -> str:
@@ -46,7 +46,7 @@ def _input_name(column: str) -> str:
 
 
 def fit_rule_tree(
-    sample: DataFrame, feature_columns: Sequence[str], max_depth: int, seed: int
+    sample: DataFrame, feature_columns: Sequence[str], *, max_depth: int, seed: int
 ) -> PipelineModel:
     tree = DecisionTreeClassifier(
         featuresCol=_VECTOR,

@@ -36,8 +36,8 @@ from pyspark.sql import functions as F
 from segmentation.config import ALGORITHMS, Algorithm, SelectionConfig
 from segmentation.errors import InputError
 from segmentation.evaluation import ClusterMetrics, adjusted_rand_index, cluster_metrics, hash_sample
-from segmentation.features import CUSTOMER_ID
 from segmentation.models import PREDICTION, PROBABILITY, SCALED, build_estimator
+from segmentation.tables import ALGORITHM, CUSTOMER_FEATURES, CUSTOMER_ID, K
 
 MIXTURE_REGULARIZATION = 1e-6  # added variance per dimension, as scikit-learn's reg_covar default
 
@@ -51,7 +51,7 @@ class GridPoint:
 
     @property
     def k(self) -> int:
-        return int(self.params["k"])
+        return int(self.params[K])
 
     @property
     def name(self) -> str:
@@ -121,30 +121,35 @@ def grid_points(grid: dict[str, dict[str, list[Any]]], algorithms: list[Algorith
     points = []
     for algorithm in sorted(algorithms, key=ALGORITHMS.index):
         names = list(grid[algorithm])
-        varying = tuple(name for name in names if name != "k" and len(grid[algorithm][name]) > 1)
+        varying = tuple(name for name in names if name != K and len(grid[algorithm][name]) > 1)
         for values in itertools.product(*(grid[algorithm][name] for name in names)):
             points.append(GridPoint(algorithm, dict(zip(names, values, strict=True)), len(points), varying))
     return points
 
 
-def check_sweep(features: DataFrame, feature_columns: list[str], points: list[GridPoint], seed: int) -> int:
+def check_sweep(
+    features: DataFrame, feature_columns: list[str], points: list[GridPoint], *, seed: int
+) -> int:
     """Everything that can be wrong before the first fit; returns the number of customers."""
     missing = [column for column in feature_columns if column not in features.columns]
     if missing:
         raise InputError(
-            f"table customer_features: unknown feature column {missing[0]!r} in model.feature_columns; "
+            f"table {CUSTOMER_FEATURES.name}: unknown feature column {missing[0]!r} in "
+            "model.feature_columns; "
             f"available: {', '.join(sorted(features.columns))}"
         )
     for point in points:
         build_estimator(point.algorithm, point.params, seed)
     customers = features.select(CUSTOMER_ID).distinct().count()
     if customers == 0:
-        raise InputError("table customer_features: no rows for the as_of_date; run `segment features` first")
+        raise InputError(
+            f"table {CUSTOMER_FEATURES.name}: no rows for the as_of_date; run `segment features` first"
+        )
     largest = max(points, key=lambda point: point.k)
     if largest.k > customers:
         raise InputError(
             f"sweep.grid.{largest.algorithm}.k: k={largest.k} is more than the {customers} distinct "
-            "customers in table customer_features"
+            f"customers in table {CUSTOMER_FEATURES.name}"
         )
     return customers
 
@@ -154,7 +159,7 @@ def sweep_fraction(customers: int, max_rows: int) -> float:
     return min(1.0, max_rows / customers)
 
 
-def fit_best(vectors: DataFrame, point: GridPoint, seed: int, restarts: int) -> Model:
+def fit_best(vectors: DataFrame, point: GridPoint, *, seed: int, restarts: int) -> Model:
     """The best of `restarts` fits from different seeds (seed, seed + 1, ...): lowest training
     cost for the K-means family, highest log-likelihood for the mixture. Spark's estimators
     start once; several starts guard against a poor local optimum, like scikit-learn's n_init."""
@@ -192,14 +197,16 @@ def regularized(vectors: DataFrame, seed: int, variance: float = MIXTURE_REGULAR
 
 
 def fit_point(
-    vectors: DataFrame, point: GridPoint, seed: int, silhouette_max_rows: int, restarts: int = 1
+    vectors: DataFrame, point: GridPoint, *, seed: int, silhouette_max_rows: int, restarts: int = 1
 ) -> FitResult:
     """Fit one grid point on the shared vectors and score it in the same space."""
     started = time.perf_counter()
-    model = fit_best(vectors, point, seed, restarts)
+    model = fit_best(vectors, point, seed=seed, restarts=restarts)
     fit_seconds = time.perf_counter() - started
     scored = model.transform(vectors)
-    metrics = cluster_metrics(scored, SCALED, PREDICTION, CUSTOMER_ID, silhouette_max_rows, seed)
+    metrics = cluster_metrics(
+        scored, SCALED, PREDICTION, key=CUSTOMER_ID, silhouette_max_rows=silhouette_max_rows, seed=seed
+    )
     mixture = (
         _mixture_metrics(model, scored, metrics.rows) if isinstance(model, GaussianMixtureModel) else None
     )
@@ -209,6 +216,7 @@ def fit_point(
 def fit_all(
     vectors: DataFrame,
     points: list[GridPoint],
+    *,
     seed: int,
     silhouette_max_rows: int,
     restarts: int = 1,
@@ -218,29 +226,39 @@ def fit_all(
     concurrently); results come in grid order, each as soon as it and those before are done."""
     if parallelism == 1:
         for point in points:
-            yield fit_point(vectors, point, seed, silhouette_max_rows, restarts)
+            yield fit_point(
+                vectors, point, seed=seed, silhouette_max_rows=silhouette_max_rows, restarts=restarts
+            )
         return
     with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="fit") as pool:
         futures = [
-            pool.submit(fit_point, vectors, point, seed, silhouette_max_rows, restarts) for point in points
+            pool.submit(
+                fit_point,
+                vectors,
+                point,
+                seed=seed,
+                silhouette_max_rows=silhouette_max_rows,
+                restarts=restarts,
+            )
+            for point in points
         ]
         for future in futures:
             yield future.result()
 
 
 def stability(
-    vectors: DataFrame, result: FitResult, seed: int, sample_fraction: float, restarts: int = 1
+    vectors: DataFrame, result: FitResult, *, seed: int, sample_fraction: float, restarts: int = 1
 ) -> float:
     """Adjusted Rand index between the fit and a refit with other seeds on a hash sample,
     both scoring every customer of `vectors`."""
     other_seed = seed + max(restarts, 1)
-    sample = hash_sample(vectors, CUSTOMER_ID, sample_fraction, other_seed)
-    refit = fit_best(sample, result.point, other_seed, restarts)
+    sample = hash_sample(vectors, CUSTOMER_ID, sample_fraction, seed=other_seed)
+    refit = fit_best(sample, result.point, seed=other_seed, restarts=restarts)
     labels = [
         model.transform(vectors).select(CUSTOMER_ID, F.col(PREDICTION).alias("cluster"))
         for model in (result.model, refit)
     ]
-    return adjusted_rand_index(labels[0], labels[1], CUSTOMER_ID, "cluster")
+    return adjusted_rand_index(labels[0], labels[1], key=CUSTOMER_ID, label="cluster")
 
 
 def select_champion(
@@ -274,13 +292,14 @@ def select_champion(
             verdicts[result.point.index] = Verdict(True, "champion", ari)
         else:
             verdicts[result.point.index] = Verdict(True, "eligible; lower silhouette or larger k", ari)
-    return Selection(champion, verdicts, _reasoning(champion, results, verdicts, rule))
+    return Selection(champion, verdicts, _reasoning(champion, results, verdicts, rule=rule))
 
 
 def _reasoning(
     champion: Optional[FitResult],
     results: list[FitResult],
     verdicts: dict[int, Verdict],
+    *,
     rule: SelectionConfig,
 ) -> str:
     rule_text = (
@@ -307,8 +326,8 @@ def leaderboard(results: list[FitResult], selection: Selection) -> list[dict[str
         verdict = selection.verdicts[result.point.index]
         rows.append(
             {
-                "algorithm": result.point.algorithm,
-                "k": result.point.k,
+                ALGORITHM: result.point.algorithm,
+                K: result.point.k,
                 "grid_index": result.point.index,
                 **result.metric_values(),
                 "stability": verdict.stability,
@@ -340,7 +359,7 @@ def projection_sample(scored: DataFrame, rows: int, seed: int) -> tuple[np.ndarr
     """A seeded hash sample of about `rows` customers projected on the first two principal
     components of the clustering space, with their segment ids."""
     total = scored.count()
-    sample = hash_sample(scored, CUSTOMER_ID, min(1.0, rows / max(total, 1)), seed)
+    sample = hash_sample(scored, CUSTOMER_ID, min(1.0, rows / max(total, 1)), seed=seed)
     pca = PCA(k=2, inputCol=SCALED, outputCol="_projection").fit(sample)
     points = pca.transform(sample).select(vector_to_array("_projection").alias("xy"), PREDICTION).collect()
     return np.array([point["xy"] for point in points]), np.array([point[PREDICTION] for point in points])

@@ -28,10 +28,10 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 
-from segmentation.assign import ModelIdentity
 from segmentation.config import AssignConfig, MlflowConfig, ModelConfig
 from segmentation.errors import InputError
-from segmentation.sweep import FitResult
+from segmentation.lineage import ModelIdentity
+from segmentation.models import PREDICTION
 
 _MAX_PARAM_LENGTH = 6000
 # The user's environment, read before MLflow's own `set_tracking_uri` writes these variables.
@@ -113,30 +113,22 @@ def params_text(value: Any) -> str:
 
 
 def log_fit(
-    client: MlflowClient, experiment_id: str, parent_run_id: str, result: FitResult, seed: int
+    *,
+    experiment_id: str,
+    parent_run_id: str,
+    name: str,
+    tags: dict[str, str],
+    params: dict[str, Any],
+    metrics: dict[str, float],
 ) -> str:
-    """One finished child run for one fit: its parameters, metrics and tags."""
-    point = result.point
-    run = client.create_run(
-        experiment_id,
-        run_name=point.name,
-        tags={
-            MLFLOW_PARENT_RUN_ID: parent_run_id,
-            "algorithm": point.algorithm,
-            "k": str(point.k),
-            "clusters": str(result.metrics.clusters),
-            "grid_index": str(point.index),
-        },
-    )
+    """One finished child run of a sweep: its parameters, metrics and tags."""
+    client = MlflowClient()
+    run = client.create_run(experiment_id, run_name=name, tags={MLFLOW_PARENT_RUN_ID: parent_run_id, **tags})
     run_id = run.info.run_id
-    params = {"algorithm": point.algorithm, "seed": seed, **point.params}
     client.log_batch(
         run_id,
-        metrics=[
-            mlflow.entities.Metric(name, value, _now_ms(), 0)
-            for name, value in result.metric_values().items()
-        ],
-        params=[mlflow.entities.Param(name, params_text(value)) for name, value in params.items()],
+        metrics=[mlflow.entities.Metric(key, value, _now_ms(), 0) for key, value in metrics.items()],
+        params=[mlflow.entities.Param(key, params_text(value)) for key, value in params.items()],
     )
     client.set_terminated(run_id)
     return run_id
@@ -160,15 +152,12 @@ def log_table(run_id: str, rows: list[dict[str, Any]], stem: str) -> None:
 
 
 def log_spark_model(
-    run_id: str,
-    model: PipelineModel,
-    example: DataFrame,
-    registered_name: Optional[str] = None,
+    run_id: str, model: PipelineModel, example: DataFrame, *, registered_name: Optional[str] = None
 ) -> Optional[str]:
     """Log the whole PipelineModel with its signature and a few input rows; register it when a
     name is given and return the new model version."""
     example_input = example.toPandas()
-    example_output = model.transform(example).select("segment_id").toPandas()
+    example_output = model.transform(example).select(PREDICTION).toPandas()
     with warnings.catch_warnings():  # segment ids are integers and never missing
         warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer", UserWarning)
         signature = infer_signature(example_input, example_output)
@@ -188,13 +177,27 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def crown(model: ModelConfig, version: str, description: str, tags: dict[str, str]) -> None:
-    """Move the alias (`champion`) to a registered version and record why it won."""
+def register_champion(
+    model_config: ModelConfig,
+    *,
+    run_id: str,
+    model: PipelineModel,
+    example: DataFrame,
+    reasoning: str,
+    tags: dict[str, str],
+) -> str:
+    """Log the champion's model to its run, register it as a new version, then move the alias
+    (`champion`) to that version and record why it won; returns the version.
+
+    The alias moves last, so until the new version is complete the alias stays on the
+    previous one."""
+    version = log_spark_model(run_id, model, example, registered_name=model_config.registered_name)
     client = MlflowClient()
-    client.set_registered_model_alias(model.registered_name, model.alias, version)
-    client.update_model_version(model.registered_name, version, description=description)
+    client.update_model_version(model_config.registered_name, version, description=reasoning)
     for key, value in tags.items():
-        client.set_model_version_tag(model.registered_name, version, key, value)
+        client.set_model_version_tag(model_config.registered_name, version, key, value)
+    client.set_registered_model_alias(model_config.registered_name, model_config.alias, version)
+    return version
 
 
 def load_model(model: ModelConfig, choice: AssignConfig) -> tuple[PipelineModel, ModelIdentity]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import time
 from collections.abc import Callable
@@ -13,9 +12,12 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
+from segmentation import tables
 from segmentation.config import Config, SparkConfig, load_config, overrides_under
 from segmentation.io import table_exists, table_ref, table_version
 from segmentation.spark import get_spark
+from segmentation.stages.generate import run_generate
+from segmentation.stages.pipeline import PipelineResult, run_pipeline
 
 # Python datetimes in tests are naive UTC, matching the session time zone.
 os.environ["TZ"] = "UTC"
@@ -23,12 +25,12 @@ os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
 time.tzset()
 
 LAKE_TABLES = (
-    "transactions",
-    "transactions_rejected",
-    "customers",
-    "customers_rejected",
-    "customer_features",
-    "customer_personas",
+    tables.TRANSACTIONS,
+    tables.TRANSACTIONS_REJECTED,
+    tables.CUSTOMERS,
+    tables.CUSTOMERS_REJECTED,
+    tables.CUSTOMER_FEATURES,
+    tables.CUSTOMER_PERSONAS,
 )
 
 
@@ -79,26 +81,22 @@ class FinishedPipeline:
     root: Path
     overrides: list[str]  # the `--set` values the run used
     cfg: Config
-    printed: str  # what `segment generate` and `segment pipeline` printed
+    result: PipelineResult  # what `run_pipeline` returned
 
 
 @pytest.fixture(scope="session")
 def finished_pipeline(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> FinishedPipeline:
-    """`segment generate` + `segment pipeline` once, on a small dataset: a lake with every table
-    and an MLflow store with a finished sweep, for the tests that read them back."""
-    from jobs.cli import main
-
+    """Generate + the whole pipeline once, on a small dataset: a lake with every table and an
+    MLflow store with a finished sweep, for the tests that read them back. (The CLI's own
+    end-to-end run is tests/test_end_to_end.py.)"""
     root = tmp_path_factory.mktemp("pipeline")
     overrides = pipeline_overrides(root)
-    sets = [f"--set={override}" for override in overrides]
-    printed = io.StringIO()
+    cfg = load_config(None, overrides)
     # In `root`, as a user runs it: MLflow puts the Default experiment's folder in the cwd.
-    with contextlib.redirect_stdout(printed), contextlib.chdir(root):
-        for command in (["generate", f"--set=generate.customers={PIPELINE_CUSTOMERS}"], ["pipeline"]):
-            with pytest.raises(SystemExit) as exit_info:
-                main([*command, *sets])
-            assert exit_info.value.code == 0, f"segment {command[0]} failed"
-    return FinishedPipeline(root, overrides, load_config(None, overrides), printed.getvalue())
+    with contextlib.chdir(root):
+        run_generate(load_config(None, [*overrides, f"generate.customers={PIPELINE_CUSTOMERS}"]), spark)
+        result = run_pipeline(cfg, spark)
+    return FinishedPipeline(root, overrides, cfg, result)
 
 
 def lake_state(spark: SparkSession, cfg: Config) -> dict[str, tuple]:
@@ -108,5 +106,5 @@ def lake_state(spark: SparkSession, cfg: Config) -> dict[str, tuple]:
         ref = table_ref(cfg.lake, table)
         if table_exists(spark, ref):
             rows = spark.read.format("delta").load(ref.path).collect()
-            state[table] = (table_version(spark, ref), sorted(map(str, rows)))
+            state[table.name] = (table_version(spark, ref), sorted(map(str, rows)))
     return state

@@ -13,18 +13,18 @@ from mlflow import MlflowClient
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-import jobs.assign
-from jobs.assign import run_assign
-from jobs.build_features import run_features
-from jobs.generate_data import run_generate
-from jobs.history import run_diff, run_history, run_show
-from jobs.ingest import run_ingest
-from jobs.report import run_report
-from jobs.train import run_train
+import segmentation.membership
 from segmentation import tracking
-from segmentation.assign import CLUSTER, SEGMENT_ASSIGNMENTS, SEGMENT_MEMBERSHIP, SEGMENT_PROFILES
 from segmentation.errors import InputError
 from segmentation.io import read_assignments, read_table, table_history, table_ref, table_version
+from segmentation.stages.assign import run_assign
+from segmentation.stages.features import run_features
+from segmentation.stages.generate import run_generate
+from segmentation.stages.history import run_diff, run_history, run_show
+from segmentation.stages.ingest import run_ingest
+from segmentation.stages.report import run_report
+from segmentation.stages.train import run_train
+from segmentation.tables import MODEL_CLUSTER_ID, SEGMENT_ASSIGNMENTS, SEGMENT_MEMBERSHIP, SEGMENT_PROFILES
 
 CUSTOMERS = 2000
 GOLD = (SEGMENT_ASSIGNMENTS, SEGMENT_PROFILES, SEGMENT_MEMBERSHIP)
@@ -68,15 +68,17 @@ def gold_state(spark, cfg):
         ref = table_ref(cfg.lake, table)
         version = table_version(spark, ref)
         if version is not None:
-            state[table] = (version, sorted(map(str, read_table(spark, ref).collect())))
+            state[table.name] = (version, sorted(map(str, read_table(spark, ref).collect())))
     return state
 
 
 def test_assign_writes_every_customer_once_and_reassigning_replaces_the_slice(spark, make_gold_config):
     cfg = make_gold_config()
-    printed = run_assign(cfg, spark)
-    assert f"assignment {V1}: {CUSTOMERS:,} customers scored by customer-segmentation version 1" in printed
-    assert "rules fidelity" in printed
+    assigned = run_assign(cfg, spark)
+    assert (assigned.assignment_id, assigned.customers) == (V1, CUSTOMERS)
+    assert (assigned.model.name, assigned.model.version) == ("customer-segmentation", "1")
+    assert 0 < assigned.rules_fidelity <= 1 and len(assigned.segments) == 6
+    assert assigned.membership.status == "merged" and assigned.membership.opened == CUSTOMERS
 
     assignments_ref = table_ref(cfg.lake, SEGMENT_ASSIGNMENTS)
     first = read_table(spark, assignments_ref)
@@ -89,13 +91,15 @@ def test_assign_writes_every_customer_once_and_reassigning_replaces_the_slice(sp
         "kmeans",
         6,
     )
-    assert row.features_as_of_date == dt.date(2025, 12, 31) and row.features_table_version == 0
+    # Version 0 of the features table is its creation, version 1 the features' one write.
+    assert row.features_as_of_date == dt.date(2025, 12, 31) and row.features_table_version == 1
     assert (
         first.filter((F.col("segment_probability") < 0.5) | (F.col("segment_probability") > 1)).count() == 0
     )
 
-    printed_again = run_assign(cfg, spark)
-    assert "segment_membership: no customer changed segment" in printed_again
+    again_result = run_assign(cfg, spark)
+    assert again_result.membership.status == "unchanged"
+    assert again_result.membership.version == assigned.membership.version
     again = read_table(spark, assignments_ref)
     assert again.count() == CUSTOMERS
     assert again.first().assigned_at >= row.assigned_at
@@ -105,37 +109,45 @@ def test_assign_writes_every_customer_once_and_reassigning_replaces_the_slice(sp
     assert profiles.count() == 6 and profiles.select("segment_name").distinct().count() == 6
     assert profiles.agg(F.sum("customers")).first()[0] == CUSTOMERS
 
-    # Every commit of every gold table says what produced it.
+    # Every commit of every gold table says what produced it: its creation, then the assignment.
     for table in GOLD:
-        for commit in table_history(spark, table_ref(cfg.lake, table)):
+        creation, *commits = table_history(spark, table_ref(cfg.lake, table))
+        assert creation["user_metadata"] == {"stage": "create", "table": table.name}
+        assert creation["operation"] == "CREATE TABLE"
+        for commit in commits:
             metadata = commit["user_metadata"]
             assert metadata["assignment_id"] == V1 and metadata["model_version"] == "1"
             assert metadata["as_of_date"] == "2025-12-31" and len(metadata["mlflow_run_id"]) == 32
 
-    # Time travel: the first version reads back as it was written.
-    assignment_id, at_version_0 = read_assignments(spark, cfg.lake, version=0)
+    # Time travel: the first written version reads back as it was written.
+    assignment_id, at_version_1 = read_assignments(spark, cfg.lake, version=1)
     assert assignment_id == V1
-    assertDataFrameEqual(at_version_0, first_rows)
-    assert "at Delta version 0" in run_show(cfg, spark, version=0)
+    assertDataFrameEqual(at_version_1, first_rows)
+    assert run_show(cfg, spark, version=1).delta_version == 1
+    with pytest.raises(InputError, match="at version 0: no assignment was written by that commit"):
+        read_assignments(spark, cfg.lake, version=0)
     with pytest.raises(InputError, match="segment_assignments has no version 7"):
         read_assignments(spark, cfg.lake, version=7)
     with pytest.raises(InputError, match="no assignment_id 'nope'"):
         read_assignments(spark, cfg.lake, assignment_id="nope")
-    assert [line.split()[0] for line in run_history(cfg, spark).splitlines()[1:]] == ["0", "1"]
+    assert [v.version for v in run_history(cfg, spark).versions] == [1, 2]
 
 
 def test_identity_is_kept_when_the_same_customers_are_segmented_again(spark, make_gold_config):
     cfg = make_gold_config()
     run_assign(cfg, spark)
-    printed = run_assign(make_gold_config("assign.model_version=2"), spark)
-    assert printed.count("kept (1.00)") == 6
+    second_result = run_assign(make_gold_config("assign.model_version=2"), spark)
+    assert second_result.matched
+    assert [(s.previous_segment_id, s.match_jaccard) for s in second_result.segments] == [
+        (s.segment_id, 1.0) for s in second_result.segments
+    ]
 
-    first = read_assignments(spark, cfg.lake, V1)[1].alias("a")
-    second = read_assignments(spark, cfg.lake, V2)[1].alias("b")
+    first = read_assignments(spark, cfg.lake, assignment_id=V1)[1].alias("a")
+    second = read_assignments(spark, cfg.lake, assignment_id=V2)[1].alias("b")
     pairs = first.join(second, "customer_id")
     assert pairs.count() == CUSTOMERS
     # The models number their clusters differently for every customer ...
-    assert pairs.filter(F.col(f"a.{CLUSTER}") == F.col(f"b.{CLUSTER}")).count() == 0
+    assert pairs.filter(F.col(f"a.{MODEL_CLUSTER_ID}") == F.col(f"b.{MODEL_CLUSTER_ID}")).count() == 0
     # ... yet every customer keeps segment id and name.
     assert pairs.filter(F.col("a.segment_id") != F.col("b.segment_id")).count() == 0
     assert pairs.filter(F.col("a.segment_name") != F.col("b.segment_name")).count() == 0
@@ -143,8 +155,10 @@ def test_identity_is_kept_when_the_same_customers_are_segmented_again(spark, mak
     membership = read_table(spark, table_ref(cfg.lake, SEGMENT_MEMBERSHIP))
     assert membership.count() == CUSTOMERS and membership.filter("is_current").count() == CUSTOMERS
 
-    diff = run_diff(cfg, spark, V1, V2)
-    assert "customers new: 0; gone: 0" in diff and diff.count("100%") == 12  # 6 cells and 6 retentions
+    diff = run_diff(cfg, spark, source=V1, target=V2).summary
+    assert (diff.new_customers, diff.gone_customers) == (0, 0)
+    assert sorted(diff.retention.values()) == [1.0] * 6
+    assert sorted(c["share_of_from"] for c in diff.cells) == [1.0] * 6
 
 
 def test_delta_rs_reads_the_same_gold_rows_as_spark(spark, make_gold_config):
@@ -182,14 +196,15 @@ def test_a_failure_mid_write_leaves_every_gold_table_as_it_was(spark, make_gold_
     def fail(*args, **kwargs):
         raise RuntimeError("injected failure after assignments and profiles were written")
 
-    monkeypatch.setattr(jobs.assign, "merge_scd2", fail)
+    monkeypatch.setattr(segmentation.membership, "merge_scd2", fail)
     with pytest.raises(RuntimeError, match="injected failure"):
         run_assign(make_gold_config("assign.model_version=2"), spark)
     after = gold_state(spark, cfg)
     assert {table: content for table, (_, content) in after.items()} == {
         table: content for table, (_, content) in before.items()
     }
-    assert after[SEGMENT_ASSIGNMENTS][0] > before[SEGMENT_ASSIGNMENTS][0]  # the restore is on record
+    # the restore is on record
+    assert after[SEGMENT_ASSIGNMENTS.name][0] > before[SEGMENT_ASSIGNMENTS.name][0]
     assert read_assignments(spark, cfg.lake)[0] == V1
 
 
@@ -197,9 +212,9 @@ def test_report_is_written_and_logged_to_the_model_run(spark, make_gold_config, 
     cfg = make_gold_config()
     run_assign(cfg, spark)
     run_assign(make_gold_config("assign.model_version=2"), spark)
-    printed = run_report(cfg, spark)
+    reported = run_report(cfg, spark)
     path = tmp_path / "reports" / f"{V2}.html"
-    assert f"report: {path}" in printed and "mlflow ui:" in printed
+    assert (reported.assignment_id, reported.path, reported.matched) == (V2, path, True)
     page = path.read_text()
     profiles = read_table(spark, table_ref(cfg.lake, SEGMENT_PROFILES)).filter(F.col("assignment_id") == V2)
     for profile in profiles.collect():
@@ -209,6 +224,7 @@ def test_report_is_written_and_logged_to_the_model_run(spark, make_gold_config, 
 
     tracking.configure(cfg.mlflow)
     run_id = profiles.first().mlflow_run_id
+    assert reported.mlflow_run_id == run_id
     assert [a.path for a in MlflowClient().list_artifacts(run_id, "reports")] == [f"reports/{V2}.html"]
 
 
@@ -216,9 +232,14 @@ def test_a_backfill_leaves_current_membership_alone(spark, make_gold_config):
     cfg = make_gold_config()
     run_assign(cfg, spark)
     run_features(make_gold_config("features.as_of_date=2025-06-30"), spark)
-    printed = run_assign(make_gold_config("features.as_of_date=2025-06-30"), spark)
-    assert "segment_membership: unchanged, it is already current as of 2025-12-31" in printed
-    assert read_assignments(spark, cfg.lake, "2025-06-30_customer-segmentation_v1")[1].count() > 0
+    membership_before = gold_state(spark, cfg)[SEGMENT_MEMBERSHIP.name]
+    backfill = run_assign(make_gold_config("features.as_of_date=2025-06-30"), spark)
+    assert backfill.membership.status == "backfill"
+    assert backfill.membership.current_as_of == dt.date(2025, 12, 31)
+    assert gold_state(spark, cfg)[SEGMENT_MEMBERSHIP.name] == membership_before
+    assert (
+        read_assignments(spark, cfg.lake, assignment_id="2025-06-30_customer-segmentation_v1")[1].count() > 0
+    )
 
 
 @pytest.mark.parametrize(

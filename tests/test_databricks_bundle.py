@@ -18,9 +18,9 @@ import yaml
 from databricks.sdk.service.jobs import JobSettings
 
 from deploy.standalone_cluster import build_wheel
-from jobs.cli import COMMANDS, build_parser
-from jobs.pipeline import STAGES
+from segmentation.cli import COMMANDS, build_parser
 from segmentation.config import load_config
+from segmentation.stages.pipeline import STAGES
 
 PROJECT = Path(__file__).resolve().parent.parent
 VARIABLE = re.compile(r"\$\{var\.(\w+)\}")
@@ -93,13 +93,16 @@ def test_tasks_run_wheel_entry_points_with_parameters_the_cli_accepts(bundle_job
         assert wheel_task.package_name == package
         assert wheel_task.entry_point in console_scripts, f"task {task.task_key}: no such entry point"
         assert [library.whl for library in task.libraries] == ["../dist/*.whl"]
-        # `segment-<command>` runs `segment <command>` (jobs.common.stage_main).
-        command = wheel_task.entry_point.removeprefix("segment-")
-        assert command == task.task_key and command in COMMANDS
-        assert console_scripts[wheel_task.entry_point].split(":")[1] == "main"
+        assert console_scripts[wheel_task.entry_point] == "segmentation.cli:main"
+        # The first parameter, {{task.name}}, resolves to the task's key: the subcommand.
         used_parameters |= {name for arg in wheel_task.parameters for name in JOB_PARAMETER.findall(arg)}
-        args = [JOB_PARAMETER.sub(lambda m: job_defaults[m.group(1)], arg) for arg in wheel_task.parameters]
-        parsed = build_parser().parse_args([command, *args])  # argparse exits on an unknown option
+        args = [
+            JOB_PARAMETER.sub(lambda m: job_defaults[m.group(1)], arg).replace("{{task.name}}", task.task_key)
+            for arg in wheel_task.parameters
+        ]
+        assert args[0] == task.task_key and args[0] in COMMANDS
+        assert "{{" not in " ".join(args), f"task {task.task_key}: a reference that nothing resolves"
+        parsed = build_parser().parse_args(args)  # argparse exits on an unknown option
         cfg = load_config(parsed.conf, parsed.overrides)  # raises on an unknown key or overlay
         assert (cfg.lake.catalog, cfg.lake.schema) == (job_defaults["catalog"], job_defaults["schema"])
         assert str(cfg.features.as_of_date) == job_defaults["as_of_date"]
@@ -116,7 +119,7 @@ def test_task_graph_is_acyclic_and_in_pipeline_order(bundle_job):
         ready = [key for key, deps in upstream.items() if key not in order and deps <= set(order)]
         assert len(ready) == 1, f"after {order}: ready {ready} (a cycle, or stages in no fixed order)"
         order.append(ready[0])
-    stage_commands = {function: name for name, (function, _, _) in COMMANDS.items()}
+    stage_commands = {command.run: name for name, command in COMMANDS.items()}
     assert order == [stage_commands[stage] for stage in STAGES]
     assert order == ["ingest", "features", "train", "assign", "report"]
 
@@ -139,3 +142,13 @@ def test_the_wheel_alone_carries_the_configs(wheel, tmp_path):
     module_file, catalog = result.stdout.split()
     assert module_file == str(wheel / "segmentation" / "config.py")
     assert catalog == "main"
+
+
+def test_the_wheel_installs_one_package_and_one_command(wheel, wheel_entry_points):
+    """No top-level `jobs` package lands in site-packages: the spark-submit scripts stay files."""
+    with zipfile.ZipFile(wheel) as archive:
+        top_level = {
+            name.split("/")[0] for name in archive.namelist() if not name.split("/")[0].endswith("-info")
+        }
+    assert top_level == {"segmentation"}
+    assert wheel_entry_points[1] == {"segment": "segmentation.cli:main"}

@@ -61,9 +61,9 @@ def test_silhouette_on_a_reproducible_sample_above_the_threshold(spark, blobs):
 
 def test_hash_sample_depends_on_key_and_seed_only(spark):
     ids = spark.range(2000).selectExpr("lpad(cast(id as string), 6, '0') as customer_id")
-    one = {r.customer_id for r in hash_sample(ids, "customer_id", 0.25, 11).collect()}
-    two = {r.customer_id for r in hash_sample(ids.repartition(7), "customer_id", 0.25, 11).collect()}
-    other = {r.customer_id for r in hash_sample(ids, "customer_id", 0.25, 12).collect()}
+    one = {r.customer_id for r in hash_sample(ids, "customer_id", 0.25, seed=11).collect()}
+    two = {r.customer_id for r in hash_sample(ids.repartition(7), "customer_id", 0.25, seed=11).collect()}
+    other = {r.customer_id for r in hash_sample(ids, "customer_id", 0.25, seed=12).collect()}
     assert one == two and one != other
     assert 400 < len(one) < 600
 

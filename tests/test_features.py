@@ -52,7 +52,9 @@ def transactions(spark):
 
 
 def test_rfm_and_order_features(spark, transactions):
-    features = build_customer_features(transactions, AS_OF, CONFIG, ["grocery", "toys"], ["web", "store"])
+    features = build_customer_features(
+        transactions, AS_OF, CONFIG, categories=["grocery", "toys"], channels=["web", "store"]
+    )
     expected = spark.createDataFrame(
         [
             # frequency, monetary, recency, tenure, aov, mean gap, std gap, weekend share
@@ -68,7 +70,9 @@ def test_rfm_and_order_features(spark, transactions):
 
 
 def test_window_trend_and_return_features(spark, transactions):
-    features = build_customer_features(transactions, AS_OF, CONFIG, ["grocery", "toys"], ["web", "store"])
+    features = build_customer_features(
+        transactions, AS_OF, CONFIG, categories=["grocery", "toys"], channels=["web", "store"]
+    )
     expected = spark.createDataFrame(
         [
             # 00001: Jan 1 is 30 days back, outside the 30-day window; the 90 days before hold nothing.
@@ -85,7 +89,9 @@ def test_window_trend_and_return_features(spark, transactions):
 
 
 def test_category_and_channel_shares_of_gross_spend(spark, transactions):
-    features = build_customer_features(transactions, AS_OF, CONFIG, ["grocery", "toys"], ["web", "store"])
+    features = build_customer_features(
+        transactions, AS_OF, CONFIG, categories=["grocery", "toys"], channels=["web", "store"]
+    )
     expected = spark.createDataFrame(
         [
             ("00001", 0.4, 0.4, 0.3, 0.7),
@@ -104,7 +110,9 @@ def test_as_of_date_and_customer_attributes(spark, transactions):
         "customer_id string, signup_date date, birth_date date, gender string, region string, "
         "marketing_opt_in boolean",
     )
-    features = build_customer_features(transactions, AS_OF, CONFIG, [], [], customers)
+    features = build_customer_features(
+        transactions, AS_OF, CONFIG, categories=[], channels=[], customers=customers
+    )
     expected = spark.createDataFrame(
         [
             ("00001", AS_OF, 31, 24, "F", "north", True),
@@ -127,7 +135,9 @@ def test_feature_levels_rank_categories_by_gross_spend(transactions):
 
 
 def test_share_column_names_are_safe_and_unique(spark, transactions):
-    features = build_customer_features(transactions, AS_OF, CONFIG, ["Home & Garden", "home-garden"], [])
+    features = build_customer_features(
+        transactions, AS_OF, CONFIG, categories=["Home & Garden", "home-garden"], channels=[]
+    )
     assert "category_share_home_garden" in features.columns
     assert "category_share_home_garden_2" in features.columns
 
@@ -170,7 +180,7 @@ def test_rfm_matches_a_plain_python_computation(spark, lines, after):
         )
         for customer, times in orders.items()
     ]
-    features = build_customer_features(transactions, AS_OF, CONFIG, [], [])
+    features = build_customer_features(transactions, AS_OF, CONFIG, categories=[], channels=[])
     actual = features.select("customer_id", "frequency", "monetary", "recency_days", "tenure_days").collect()
     assert len(actual) == len(expected)
     by_customer = {row.customer_id: row for row in actual}

@@ -13,21 +13,17 @@ from pyspark.sql import Row
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from segmentation.assign import (
-    CLUSTER,
-    ClusterProfile,
-    FeatureStats,
-    SegmentMatch,
-    match_segments,
-    profile_clusters,
-    score_customers,
-)
+from segmentation import tables
+from segmentation.assign import SegmentMatch, match_segments, score_customers
+from segmentation.cli import matrix_lines
 from segmentation.config import LakeConfig
-from segmentation.history import MEMBERSHIP_TRACKED, MigrationSummary, migration
+from segmentation.history import MigrationSummary, migration
 from segmentation.io import merge_scd2, read_table, table_history, table_ref
 from segmentation.models import Preprocessing, build_pipeline
 from segmentation.naming import VOCABULARY, assign_names
+from segmentation.profiles import ClusterProfile, FeatureStats, profile_clusters
 from segmentation.rules import Condition, fit_rule_tree, predict_rules, render, segment_rules
+from segmentation.tables import MODEL_CLUSTER_ID as CLUSTER
 
 
 def test_scoring_gives_distance_to_the_own_centroid_and_a_distance_confidence(spark):
@@ -36,7 +32,9 @@ def test_scoring_gives_distance_to_the_own_centroid_and_a_distance_confidence(sp
     ]
     features = spark.createDataFrame(rows, "customer_id string, x double, y double")
     plain = Preprocessing(winsorize_quantiles=None, standardize=False)
-    model = build_pipeline(features, ["x", "y"], plain, "kmeans", {"k": 2}, seed=1).fit(features)
+    model = build_pipeline(features, ["x", "y"], plain, algorithm="kmeans", params={"k": 2}, seed=1).fit(
+        features
+    )
     scored = {r.customer_id: r for r in score_customers(model, features).collect()}
     centers = np.array(model.stages[-2].clusterCenters())
     for customer_id, x, y in rows:
@@ -54,7 +52,9 @@ def test_mixture_confidence_is_the_maximum_posterior(spark):
     rows = [(f"c{i}", float(v)) for i, v in enumerate([0, 0.1, 0.2, 0.3, 9.7, 9.8, 9.9, 10, 5])]
     features = spark.createDataFrame(rows, "customer_id string, x double")
     plain = Preprocessing(winsorize_quantiles=None, standardize=False)
-    model = build_pipeline(features, ["x"], plain, "gaussian_mixture", {"k": 2}, seed=3).fit(features)
+    model = build_pipeline(features, ["x"], plain, algorithm="gaussian_mixture", params={"k": 2}, seed=3).fit(
+        features
+    )
     expected = {
         r.customer_id: max(r.segment_probabilities.toArray()) for r in model.transform(features).collect()
     }
@@ -101,7 +101,7 @@ def test_segmenting_the_same_customers_again_keeps_every_id(labels, permutation,
     previous_sizes = {previous_ids[label]: labels.count(label) for label in set(labels)}
     sizes = {permutation[label]: labels.count(label) for label in set(labels)}
     overlaps = {(permutation[label], previous_ids[label]): labels.count(label) for label in set(labels)}
-    matches = match_segments(sizes, previous_sizes, overlaps, 0.5, next_id=first_id + 6)
+    matches = match_segments(sizes, previous_sizes, overlaps, min_jaccard=0.5, next_id=first_id + 6)
     for label in set(labels):
         assert matches[permutation[label]] == SegmentMatch(previous_ids[label], previous_ids[label], 1.0)
 
@@ -182,19 +182,21 @@ def test_rules_recover_a_planted_threshold_with_full_fidelity(spark):
     profiles = profile_clusters(
         predict_rules(tree, scored.withColumn("monetary", F.lit(1.0)), columns),
         columns,
-        100,
-        3,
-        "_rule_cluster",
+        median_accuracy=100,
+        clusters=3,
+        rule_prediction="_rule_cluster",
     )
     assert sum(p.rule_hits for p in profiles) == 100
     assert [p.rule_predicted for p in profiles] == [p.customers for p in profiles]
 
 
-MEMBERSHIP_SCHEMA = "customer_id string, segment_id int, segment_name string, assignment_id string"
+MEMBERSHIP_SCHEMA = (
+    "customer_id string, segment_id int, segment_name string, assignment_id string, model_version string"
+)
 
 
 def test_membership_is_scd2_over_three_versions_with_known_moves(spark, tmp_path):
-    ref = table_ref(LakeConfig(root=str(tmp_path)), "segment_membership")
+    ref = table_ref(LakeConfig(root=str(tmp_path)), tables.SEGMENT_MEMBERSHIP)
     versions = [
         ("v1", dt.date(2025, 1, 31), [("a", 1, "One"), ("b", 1, "One"), ("c", 2, "Two")]),
         # b moves to 2, d is new
@@ -203,29 +205,29 @@ def test_membership_is_scd2_over_three_versions_with_known_moves(spark, tmp_path
         ("v3", dt.date(2025, 3, 31), [("a", 3, "Three"), ("b", 2, "Two"), ("d", 3, "Three")]),
     ]
     for assignment_id, as_of, members in versions:
-        current = spark.createDataFrame([(*m, assignment_id) for m in members], MEMBERSHIP_SCHEMA)
-        merge_scd2(
-            spark, ref, current, "customer_id", MEMBERSHIP_TRACKED, as_of, {"assignment_id": assignment_id}
-        )
+        current = spark.createDataFrame([(*m, assignment_id, "1") for m in members], MEMBERSHIP_SCHEMA)
+        merge_scd2(spark, ref, current, valid_from=as_of, user_metadata={"assignment_id": assignment_id})
 
     jan, feb, mar = (v[1] for v in versions)
     expected = spark.createDataFrame(
         [
-            ("a", 1, "One", "v1", jan, mar, False),
-            ("a", 3, "Three", "v3", mar, None, True),
-            ("b", 1, "One", "v1", jan, feb, False),
-            ("b", 2, "Two", "v2", feb, None, True),
-            ("c", 2, "Two", "v1", jan, mar, False),
-            ("d", 3, "Three", "v2", feb, None, True),
+            ("a", 1, "One", "v1", "1", jan, mar, False),
+            ("a", 3, "Three", "v3", "1", mar, None, True),
+            ("b", 1, "One", "v1", "1", jan, feb, False),
+            ("b", 2, "Two", "v2", "1", feb, None, True),
+            ("c", 2, "Two", "v1", "1", jan, mar, False),
+            ("d", 3, "Three", "v2", "1", feb, None, True),
         ],
         f"{MEMBERSHIP_SCHEMA}, valid_from date, valid_to date, is_current boolean",
     )
     assertDataFrameEqual(read_table(spark, ref), expected)
-    assert [c["user_metadata"]["assignment_id"] for c in table_history(spark, ref)] == ["v1", "v2", "v3"]
+    creation, *merges = table_history(spark, ref)
+    assert creation["operation"] == "CREATE TABLE"
+    assert [c["user_metadata"]["assignment_id"] for c in merges] == ["v1", "v2", "v3"]
 
     # Applying the latest assignment again changes nothing.
-    current = spark.createDataFrame([(*m, "v3") for m in versions[2][2]], MEMBERSHIP_SCHEMA)
-    merge_scd2(spark, ref, current, "customer_id", MEMBERSHIP_TRACKED, mar, {"assignment_id": "v3"})
+    current = spark.createDataFrame([(*m, "v3", "1") for m in versions[2][2]], MEMBERSHIP_SCHEMA)
+    merge_scd2(spark, ref, current, valid_from=mar, user_metadata={"assignment_id": "v3"})
     assertDataFrameEqual(read_table(spark, ref), expected)
 
 
@@ -286,4 +288,4 @@ def test_migration_counts_moves_new_and_gone_customers(spark):
     summary = MigrationSummary.from_cells([row.asDict() for row in cells.collect()])
     assert (summary.new_customers, summary.gone_customers) == (1, 1)
     assert summary.retention == {1: 0.5, 2: 0.5}
-    assert summary.matrix_lines()[1].split() == ["1", "One", "1", "(50%)", "1", "(50%)", "-"]
+    assert matrix_lines(summary)[1].split() == ["1", "One", "1", "(50%)", "1", "(50%)", "-"]

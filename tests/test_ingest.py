@@ -9,10 +9,11 @@ import pytest
 from conftest import lake_state
 from pyspark.testing import assertDataFrameEqual
 
-import jobs.ingest
-from jobs.ingest import run_ingest
+import segmentation.stages.ingest
+from segmentation import tables
 from segmentation.errors import InputError
 from segmentation.io import read_table, table_ref
+from segmentation.stages.ingest import run_ingest
 
 HEADER = "customer_id,order_ts,amount,order_id,quantity,category,channel"
 GOOD_ROWS = [
@@ -61,7 +62,7 @@ def ingested(spark, csv_config):
 
 
 def test_good_input_lands_in_bronze_with_types_and_leading_zeros(spark, ingested):
-    transactions = read_table(spark, table_ref(ingested.lake, "transactions"))
+    transactions = read_table(spark, table_ref(ingested.lake, tables.TRANSACTIONS))
     assert dict(transactions.dtypes) == {
         "customer_id": "string",
         "order_ts": "timestamp",
@@ -76,7 +77,7 @@ def test_good_input_lands_in_bronze_with_types_and_leading_zeros(spark, ingested
     assert (first.customer_id, first.amount) == ("00001", 10.5)
     date_only = transactions.filter("order_id = 'C1'").first()
     assert str(date_only.order_ts) == "2025-01-05 00:00:00"
-    rejected = read_table(spark, table_ref(ingested.lake, "transactions_rejected"))
+    rejected = read_table(spark, table_ref(ingested.lake, tables.TRANSACTIONS_REJECTED))
     assert rejected.count() == 0
 
 
@@ -89,7 +90,7 @@ def test_row_rules_send_rows_to_rejected_with_a_reason(spark, csv_config):
     ]
     cfg = csv_config(GOOD_ROWS * 10 + bad_rows, HEADER, None, "ingest.max_reject_share=0.05")
     run_ingest(cfg, spark)
-    rejected = read_table(spark, table_ref(cfg.lake, "transactions_rejected"))
+    rejected = read_table(spark, table_ref(cfg.lake, tables.TRANSACTIONS_REJECTED))
     expected = spark.createDataFrame(
         [
             (None, "2025-01-02 10:00:00", "X1", "missing customer_id"),
@@ -104,9 +105,11 @@ def test_row_rules_send_rows_to_rejected_with_a_reason(spark, csv_config):
 
 def test_exact_duplicates_are_dropped_and_counted(spark, csv_config):
     cfg = csv_config(GOOD_ROWS + GOOD_ROWS[:3])
-    summary = run_ingest(cfg, spark)
-    assert read_table(spark, table_ref(cfg.lake, "transactions")).count() == len(GOOD_ROWS)
-    assert "3 exact duplicates dropped" in summary
+    result = run_ingest(cfg, spark)
+    assert read_table(spark, table_ref(cfg.lake, tables.TRANSACTIONS)).count() == len(GOOD_ROWS)
+    (transactions,) = result.tables
+    assert (transactions.table, transactions.duplicates_dropped) == ("transactions", 3)
+    assert (transactions.report.rows_read, transactions.written.rows) == (len(GOOD_ROWS) + 3, len(GOOD_ROWS))
 
 
 def test_missing_required_column_names_column_and_file(spark, ingested, csv_config):
@@ -158,7 +161,7 @@ def test_pii_is_hashed_or_dropped_before_writing(spark, csv_config):
     )
     cfg = csv_config(GOOD_ROWS, HEADER, customers)
     run_ingest(cfg, spark)
-    stored = read_table(spark, table_ref(cfg.lake, "customers"))
+    stored = read_table(spark, table_ref(cfg.lake, tables.CUSTOMERS))
     assert "full_name" not in stored.columns
     salt = cfg.ingest.pii_salt
     assert stored.first().email == hashlib.sha256(f"{salt}ann@example.com".encode()).hexdigest()
@@ -181,27 +184,27 @@ def test_conflicting_customer_rows_are_rejected(spark, csv_config):
     )
     cfg = csv_config(GOOD_ROWS, HEADER, customers)
     run_ingest(cfg, spark)
-    rejected = read_table(spark, table_ref(cfg.lake, "customers_rejected"))
+    rejected = read_table(spark, table_ref(cfg.lake, tables.CUSTOMERS_REJECTED))
     assert sorted((r.customer_id, r.reject_reason) for r in rejected.collect()) == [
         ("00002", "conflicting duplicate customer_id"),
         ("00002", "conflicting duplicate customer_id"),
     ]
-    assert read_table(spark, table_ref(cfg.lake, "customers")).count() == 39
+    assert read_table(spark, table_ref(cfg.lake, tables.CUSTOMERS)).count() == 39
 
 
 def test_failure_between_table_writes_rolls_every_table_back(spark, ingested, csv_config, monkeypatch):
     before = lake_state(spark, ingested)
     cfg = csv_config(GOOD_ROWS[:10])
-    real_write = jobs.ingest.write_table
+    real_write = segmentation.stages.ingest.write_table
     calls = []
 
-    def write_then_fail(df, ref, *args, **kwargs):
+    def write_then_fail(spark_session, ref, *args, **kwargs):
         calls.append(ref.label)
         if ref.label == "transactions_rejected":
             raise RuntimeError("disk full")
-        return real_write(df, ref, *args, **kwargs)
+        return real_write(spark_session, ref, *args, **kwargs)
 
-    monkeypatch.setattr(jobs.ingest, "write_table", write_then_fail)
+    monkeypatch.setattr(segmentation.stages.ingest, "write_table", write_then_fail)
     with pytest.raises(RuntimeError, match="disk full"):
         run_ingest(cfg, spark)
     assert calls == ["transactions", "transactions_rejected"]

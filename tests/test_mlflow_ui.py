@@ -62,7 +62,8 @@ class Sweep:
 
 @pytest.fixture(scope="module")
 def sweep(finished_pipeline: FinishedPipeline) -> Sweep:
-    """The pipeline's sweep as MlflowClient reads it: the parent run and its child runs."""
+    """The pipeline's sweep as MlflowClient reads it: the parent run and its child runs, the
+    ones the pipeline's train stage reported."""
     cfg = finished_pipeline.cfg
     client = MlflowClient(tracking_uri=cfg.mlflow.tracking_uri)
     experiment = client.get_experiment_by_name(cfg.mlflow.experiment)
@@ -71,10 +72,13 @@ def sweep(finished_pipeline: FinishedPipeline) -> Sweep:
     parents = [run for run in runs if MLFLOW_PARENT_RUN_ID not in run.data.tags]
     assert len(parents) == 1, f"expected one sweep run, found {[run.info.run_name for run in parents]}"
     parent = parents[0]
+    trained = finished_pipeline.result.train
+    assert parent.info.run_id == trained.sweep_run_id
     children = client.search_runs(
         [experiment.experiment_id], f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent.info.run_id}'"
     )
     assert len(children) >= 2, f"sweep run {parent.info.run_id} has {len(children)} child runs"
+    assert {run.info.run_id for run in children} == {row.run_id for row in trained.leaderboard}
     children.sort(key=lambda run: int(run.data.tags["grid_index"]))
     return Sweep(experiment.experiment_id, parent, children)
 
@@ -124,7 +128,9 @@ def test_experiment_page_lists_the_sweep_runs(mlflow_ui: str, sweep: Sweep, tmp_
     names = [run.info.run_name for run in [*sweep.children, sweep.parent]]
     screenshot = tmp_path / "mlflow_ui" / "experiment.png"
 
-    page = _render(url, screenshot, (1600, 1000), lambda page: all(name in page.texts for name in names))
+    page = _render(
+        url, screenshot, window=(1600, 1000), ready=lambda page: all(name in page.texts for name in names)
+    )
 
     assert "customer-segmentation" in page.texts, page.text[:2000]
     assert f"{len(names)} matching runs" in page.text, page.text[:2000]
@@ -148,7 +154,7 @@ def test_compare_page_shows_child_runs_and_metrics(mlflow_ui: str, sweep: Sweep,
     url = f"{mlflow_ui}/#/compare-runs?{query}"
     screenshot = tmp_path / "mlflow_ui" / "compare.png"
 
-    page = _render(url, screenshot, (1600, 2200), lambda page: "silhouette" in page.rows)
+    page = _render(url, screenshot, window=(1600, 2200), ready=lambda page: "silhouette" in page.rows)
 
     assert f"Comparing {len(run_ids)} Runs from 1 Experiment" in page.text, page.text[:2000]
     assert page.rows.get("Run ID:") == run_ids, page.text[:3000]
@@ -204,7 +210,7 @@ class _Page(HTMLParser):
                 self._cell.append(text)
 
 
-def _render(url: str, screenshot: Path, window: tuple[int, int], ready: Callable[[_Page], bool]) -> _Page:
+def _render(url: str, screenshot: Path, *, window: tuple[int, int], ready: Callable[[_Page], bool]) -> _Page:
     """Load `url` in headless Chromium, save a screenshot and return the rendered DOM, once
     `ready` holds for it or the last time budget is used up."""
     if not CHROMIUM.is_file():

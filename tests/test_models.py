@@ -23,7 +23,9 @@ def test_clean_step_fills_nulls_logs_and_clips(spark, features):
     preprocessing = Preprocessing(
         log1p_columns=("monetary",), winsorize_quantiles=(0.0, 0.5), standardize=False
     )
-    pipeline = build_pipeline(features, ["recency_days", "monetary"], preprocessing, "kmeans", {"k": 2}, 1)
+    pipeline = build_pipeline(
+        features, ["recency_days", "monetary"], preprocessing, algorithm="kmeans", params={"k": 2}, seed=1
+    )
     model = pipeline.fit(features)
     cleaned = model.transform(features).select("customer_id", vector_to_array("features").alias("v"))
     values = {row.customer_id: row.v for row in cleaned.collect()}
@@ -34,7 +36,9 @@ def test_clean_step_fills_nulls_logs_and_clips(spark, features):
 
 
 def test_saved_model_scores_identically(spark, features, tmp_path):
-    pipeline = build_pipeline(features, ["recency_days", "monetary"], Preprocessing(), "kmeans", {"k": 3}, 7)
+    pipeline = build_pipeline(
+        features, ["recency_days", "monetary"], Preprocessing(), algorithm="kmeans", params={"k": 3}, seed=7
+    )
     model = pipeline.fit(features)
     model.write().overwrite().save(str(tmp_path / "model"))
     reloaded = PipelineModel.load(str(tmp_path / "model"))
@@ -46,7 +50,9 @@ def test_saved_model_scores_identically(spark, features, tmp_path):
 
 @pytest.mark.parametrize("algorithm", ["kmeans", "bisecting_kmeans", "gaussian_mixture"])
 def test_every_algorithm_fits_with_the_same_seed_to_the_same_segments(spark, features, algorithm):
-    pipeline = build_pipeline(features, ["recency_days", "monetary"], Preprocessing(), algorithm, {"k": 3}, 5)
+    pipeline = build_pipeline(
+        features, ["recency_days", "monetary"], Preprocessing(), algorithm=algorithm, params={"k": 3}, seed=5
+    )
     first = pipeline.fit(features).transform(features).select("customer_id", PREDICTION)
     second = pipeline.fit(features).transform(features).select("customer_id", PREDICTION)
     assertDataFrameEqual(first, second)
@@ -55,6 +61,6 @@ def test_every_algorithm_fits_with_the_same_seed_to_the_same_segments(spark, fea
 
 def test_unknown_column_and_parameter_are_clear_errors(features):
     with pytest.raises(InputError, match=r"unknown feature column 'frequncy'"):
-        build_pipeline(features, ["frequncy"], Preprocessing(), "kmeans", {"k": 2}, 1)
+        build_pipeline(features, ["frequncy"], Preprocessing(), algorithm="kmeans", params={"k": 2}, seed=1)
     with pytest.raises(InputError, match=r"kmeans has no parameter 'minDivisibleClusterSize'"):
         build_estimator("kmeans", {"minDivisibleClusterSize": 2.0}, 1)

@@ -1,6 +1,6 @@
 """The notebooks are Databricks source files that also run as plain Python: each is executed in
 a subprocess against the finished pipeline's lake and MLflow store, and what it prints and
-saves is checked against those stores."""
+saves is checked against those stores and against what the pipeline's stages returned."""
 
 from __future__ import annotations
 
@@ -15,8 +15,17 @@ from mlflow import MlflowClient
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from segmentation.assign import ASSIGNMENT_ID, SEGMENT_PROFILES
+from segmentation.history import previous_assignment_id
 from segmentation.io import read_assignments, read_table, table_ref
+from segmentation.tables import (
+    ASSIGNED_AT,
+    ASSIGNMENT_ID,
+    CUSTOMER_COUNT,
+    RULE,
+    SEGMENT_ID,
+    SEGMENT_NAME,
+    SEGMENT_PROFILES,
+)
 from segmentation.tracking import user_environment
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
@@ -34,36 +43,51 @@ def assert_png(path: Path) -> None:
     assert path.read_bytes().startswith(PNG_SIGNATURE), f"{path} is not a PNG"
 
 
-def check_explore(printed: str, figures: Path, spark: SparkSession, pipeline: FinishedPipeline) -> None:
+def check_explore(printed: str, figures: Path, *, spark: SparkSession, pipeline: FinishedPipeline) -> None:
     """The latest assignment's header, every segment's name and rule, every assignment in the
-    sizes over time, three figures."""
+    sizes over time, the migration from the previous assignment (when there is one), three
+    figures."""
     assignment_id, _ = read_assignments(spark, pipeline.cfg.lake)
     all_profiles = read_table(spark, table_ref(pipeline.cfg.lake, SEGMENT_PROFILES))
     profiles = all_profiles.filter(F.col(ASSIGNMENT_ID) == assignment_id).collect()
-    customers = sum(p.customers for p in profiles)
+    customers = sum(p[CUSTOMER_COUNT] for p in profiles)
     assert f"assignment {assignment_id}: {customers:,} customers in {len(profiles)} segments" in printed
     for p in profiles:
-        assert f"  {p.segment_id} {p.segment_name}: {p.rule}\n" in printed
+        assert f"  {p[SEGMENT_ID]} {p[SEGMENT_NAME]}: {p[RULE]}\n" in printed
     for row in all_profiles.select(ASSIGNMENT_ID).distinct().collect():
         assert row[ASSIGNMENT_ID] in printed
+    # The pipeline's own assignment is among them (other tests may have added later ones).
+    assert pipeline.result.assign.assignment_id in printed
+    previous_id = previous_assignment_id(all_profiles, profiles[0][ASSIGNED_AT])
+    if previous_id is None:
+        assert "  previous assignment: none, this is the first\n" in printed
+        assert "this is the first assignment; there is nothing to compare with\n" in printed
+    else:
+        assert f"  previous assignment: {previous_id}\n" in printed
+        assert f"migration {previous_id} -> {assignment_id} (rows: before, columns: now;" in printed
+        assert "customers new: " in printed and "retention (same segment id now): " in printed
     for name in ("segment_sizes", "profile_heatmap", "sizes_over_time"):
         assert_png(figures / assignment_id / f"{name}.png")
 
 
-def check_compare(printed: str, figures: Path, spark: SparkSession, pipeline: FinishedPipeline) -> None:
-    """The champion is the registered one; every fit of its sweep is listed; the first runner-up
-    is the next fit by the rule; two figures."""
-    cfg = pipeline.cfg
+def check_compare(printed: str, figures: Path, *, spark: SparkSession, pipeline: FinishedPipeline) -> None:
+    """The champion is the registered one, the one the pipeline's train stage registered; every
+    fit of its sweep is listed; the first runner-up is the next fit by the rule; two figures."""
+    cfg, trained = pipeline.cfg, pipeline.result.train
     client = MlflowClient(tracking_uri=cfg.mlflow.tracking_uri, registry_uri=cfg.mlflow.tracking_uri)
     registered = client.get_model_version_by_alias(cfg.model.registered_name, cfg.model.alias)
     sweep_run_id = registered.tags["sweep_run_id"]
+    assert (sweep_run_id, registered.run_id) == (trained.sweep_run_id, trained.champion.run_id)
+    assert str(registered.version) == trained.registered.version
     lines = printed.splitlines()
     champion_line = next(line for line in lines if line.startswith("champion run: "))
     assert champion_line.split()[2] == registered.run_id
+    assert champion_line == f"champion run: {trained.champion.run_id} ({trained.champion.name})"
     assert any(line.startswith("registered champion: ") and "this sweep's champion" in line for line in lines)
 
     experiment_id = client.get_run(sweep_run_id).info.experiment_id
     fits = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{sweep_run_id}'")
+    assert len(fits) == len(trained.leaderboard)
     assert f"sweep {sweep_run_id} (" in printed and f"): {len(fits)} fits" in printed
     assert all(fit.info.run_id in printed for fit in fits)
     others = [fit for fit in fits if fit.info.run_id != registered.run_id]
@@ -82,7 +106,7 @@ def check_compare(printed: str, figures: Path, spark: SparkSession, pipeline: Fi
         assert_png(figures / f"sweep_{sweep_run_id}" / f"{name}.png")
 
 
-NOTEBOOK_CHECKS: dict[str, Callable[[str, Path, SparkSession, FinishedPipeline], None]] = {
+NOTEBOOK_CHECKS: dict[str, Callable[..., None]] = {  # (printed, figures, *, spark, pipeline)
     "explore_segments.py": check_explore,
     "compare_sweep_runs.py": check_compare,
 }
@@ -106,7 +130,7 @@ def test_notebook_is_databricks_source(notebook: str):
 
 @pytest.mark.parametrize("notebook", sorted(NOTEBOOK_CHECKS))
 def test_notebook_runs_as_plain_python(
-    notebook: str, spark: SparkSession, finished_pipeline: FinishedPipeline, tmp_path: Path
+    notebook: str, spark: SparkSession, finished_pipeline: FinishedPipeline, *, tmp_path: Path
 ):
     figures = tmp_path / "figures"
     # A fresh interpreter starts its own local Spark, never a gateway this process might hold,
@@ -127,4 +151,4 @@ def test_notebook_runs_as_plain_python(
     )
     assert completed.returncode == 0, f"{notebook} failed:\n{completed.stderr[-4000:]}"
     assert "Traceback" not in completed.stderr
-    NOTEBOOK_CHECKS[notebook](completed.stdout, figures, spark, finished_pipeline)
+    NOTEBOOK_CHECKS[notebook](completed.stdout, figures, spark=spark, pipeline=finished_pipeline)

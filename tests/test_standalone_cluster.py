@@ -4,13 +4,14 @@ loopback, the wheel in --py-files, Delta's jars in --jars, tasks run by the exec
 from __future__ import annotations
 
 import os
+import zipfile
 
 from pyspark.sql import functions as F
 
-from deploy.standalone_cluster import run_demo
-from segmentation.assign import SEGMENT_ASSIGNMENTS
+from deploy.standalone_cluster import JOB_SCRIPTS, PROJECT, run_demo
 from segmentation.config import load_config
 from segmentation.io import read_table, table_ref
+from segmentation.tables import CUSTOMER_FEATURES, CUSTOMER_ID, SEGMENT_ASSIGNMENTS
 
 CUSTOMERS = 1500
 
@@ -19,8 +20,8 @@ def test_pipeline_runs_on_executors_of_a_standalone_cluster(spark, tmp_path, cap
     result = run_demo(
         tmp_path,
         CUSTOMERS,
-        ["sweep.algorithms=[kmeans]", "sweep.grid.kmeans.k=[5, 6]", "sweep.restarts=2"],
-        os.environ.get("MAVEN_REPO", "~/.m2/repository"),
+        extra_overrides=["sweep.algorithms=[kmeans]", "sweep.grid.kmeans.k=[5, 6]", "sweep.restarts=2"],
+        maven_repo=os.environ.get("MAVEN_REPO", "~/.m2/repository"),
     )
     printed = capfd.readouterr().out
 
@@ -40,11 +41,20 @@ def test_pipeline_runs_on_executors_of_a_standalone_cluster(spark, tmp_path, cap
     assert "registered: customer-segmentation version 1" in pipeline, pipeline
     assert f"--py-files {tmp_path}/dist/customer_segmentation-" in printed
     assert "delta-spark_2.13" in printed and "--master spark://127.0.0.1:" in printed
+    # The scripts went to spark-submit as files; the wheel holds the library (the CLI they
+    # call included) and nothing else of the checkout.
+    for script in JOB_SCRIPTS:
+        assert f" {PROJECT / script} --conf local " in printed, script
+    (wheel,) = (tmp_path / "dist").glob("customer_segmentation-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    packages = {name.split("/")[0] for name in names}
+    assert "segmentation" in packages and "jobs" not in packages, packages
+    assert {"segmentation/cli.py", "segmentation/stages/pipeline.py"} <= set(names)
 
     # What the cluster wrote, read back here: every customer with features got one segment.
     lake = load_config(None, [f"lake.root={tmp_path / 'lake'}"]).lake
-    features = read_table(spark, table_ref(lake, "customer_features"))
+    features = read_table(spark, table_ref(lake, CUSTOMER_FEATURES))
     assignments = read_table(spark, table_ref(lake, SEGMENT_ASSIGNMENTS))
     assert assignments.count() == features.count() > 0.99 * CUSTOMERS
-    assert assignments.agg(F.countDistinct("customer_id")).first()[0] == features.count()
+    assert assignments.agg(F.countDistinct(CUSTOMER_ID)).first()[0] == features.count()
     assert (tmp_path / "reports").is_dir() and any((tmp_path / "reports").glob("*.html"))

@@ -156,7 +156,7 @@ def test_champion_is_eligible_and_no_eligible_fit_beats_it(specs):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("sweep.grid.kmeans.k=[1, 2]", "config key 'sweep.grid.kmeans.k' must hold integers >= 2, got 1"),
+        ("sweep.grid.kmeans.k=[1, 2]", "config key 'sweep.grid.kmeans.k[0]' must be at least 2, got 1"),
         ("sweep.grid.kmean={k: [2]}", "unknown config key 'sweep.grid.kmean'"),
         ("sweep.algorithms=[kmeans, dbscan]", "config key 'sweep.algorithms[1]' must be one of"),
         (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import mlflow
 import pytest
@@ -11,17 +12,16 @@ from mlflow import MlflowClient
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from jobs.build_features import run_features
-from jobs.generate_data import run_generate
-from jobs.ingest import run_ingest
-from jobs.train import run_train
 from segmentation import tracking
 from segmentation.errors import InputError
 from segmentation.evaluation import adjusted_rand_index
-from segmentation.features import CUSTOMER_FEATURES
-from segmentation.generate import CUSTOMER_PERSONAS
 from segmentation.io import read_table, table_ref
+from segmentation.stages.features import run_features
+from segmentation.stages.generate import run_generate
+from segmentation.stages.ingest import run_ingest
+from segmentation.stages.train import RegisteredModel, run_train
 from segmentation.sweep import grid_points
+from segmentation.tables import CUSTOMER_FEATURES, CUSTOMER_PERSONAS, MODEL_CLUSTER_ID
 
 CUSTOMERS = 3000
 K_VALUES = "[2, 3, 4, 5, 6, 7, 8]"
@@ -66,12 +66,12 @@ def champion_assignments(spark, cfg, version=None):
     reference = f"/{version}" if version else f"@{cfg.model.alias}"
     model = mlflow.spark.load_model(f"models:/{cfg.model.registered_name}{reference}")
     features = read_table(spark, table_ref(cfg.lake, CUSTOMER_FEATURES))
-    return model.transform(features).select("customer_id", F.col("segment_id").alias("cluster"))
+    return model.transform(features).select("customer_id", F.col(MODEL_CLUSTER_ID).alias("cluster"))
 
 
 def test_sweep_recovers_the_planted_personas_and_logs_one_child_run_per_fit(spark, lake):
     cfg = sweep_config(lake, "sweep.parallelism=2")
-    printed = run_train(cfg, spark)
+    trained = run_train(cfg, spark)
 
     client = MlflowClient()
     experiment = client.get_experiment_by_name(cfg.mlflow.experiment)
@@ -91,7 +91,7 @@ def test_sweep_recovers_the_planted_personas_and_logs_one_child_run_per_fit(spar
         assert child.data.tags["verdict"]
         if child.data.tags["algorithm"] == "gaussian_mixture":
             assert {"log_likelihood", "aic", "bic", "mean_max_posterior"} <= set(child.data.metrics)
-    assert parent.data.params["features_table_version"] == "0"
+    assert parent.data.params["features_table_version"] == "1"  # 0: created, 1: written
     assert parent.data.params["as_of_date"] == "2025-12-31"
     assert parent.data.tags["git_commit"]
     artifacts = {artifact.path for artifact in client.list_artifacts(parent.info.run_id)}
@@ -115,7 +115,12 @@ def test_sweep_recovers_the_planted_personas_and_logs_one_child_run_per_fit(spar
         run.data.metrics["silhouette"] for run in children if run.data.tags["eligible"] == "true"
     ]
     assert round(champion_run.data.metrics["silhouette"], 3) == round(max(eligible_silhouettes), 3)
-    assert "champion:" in printed and f"version {version.version}, alias 'champion'" in printed
+    assert trained.sweep_run_id == parent.info.run_id
+    assert trained.champion.run_id == champion_run.info.run_id
+    assert trained.champion.name == champion_run.info.run_name
+    assert trained.registered == RegisteredModel(cfg.model.registered_name, str(version.version), "champion")
+    assert trained.leaderboard[0].run_id == champion_run.info.run_id
+    assert {row.run_id for row in trained.leaderboard} == {run.info.run_id for run in children}
 
     personas = read_table(spark, table_ref(cfg.lake, CUSTOMER_PERSONAS)).withColumnRenamed(
         "persona", "cluster"
@@ -123,6 +128,10 @@ def test_sweep_recovers_the_planted_personas_and_logs_one_child_run_per_fit(spar
     ari = adjusted_rand_index(champion_assignments(spark, cfg), personas)
     print(f"champion {champion_run.info.run_name}: ARI against planted personas {ari:.4f}")
     assert ari >= 0.8
+
+
+def _without_runs(board):
+    return [replace(row, run_id="") for row in board]
 
 
 def test_same_data_and_seed_give_identical_assignments_with_a_sampled_sweep(spark, lake, tmp_path):
@@ -135,7 +144,10 @@ def test_same_data_and_seed_give_identical_assignments_with_a_sampled_sweep(spar
     )
     first = run_train(cfg, spark)
     second = run_train(cfg, spark)
-    assert first.splitlines()[1:-1] == second.splitlines()[1:-1]  # same leaderboard and champion
+    # Same leaderboard and champion; only the runs and the registered version differ.
+    assert _without_runs(first.leaderboard) == _without_runs(second.leaderboard)
+    assert replace(first.champion, run_id="") == replace(second.champion, run_id="")
+    assert (first.registered.version, second.registered.version) == ("1", "2")
 
     client = MlflowClient()
     champion_run = client.get_run(client.get_model_version(cfg.model.registered_name, "1").run_id)

@@ -1,0 +1,409 @@
+"""The `segment` command: one subcommand per stage, all taking `--conf` and `--set`.
+
+This module only parses arguments and prints: each subcommand calls one stage function of
+`segmentation.stages`, which returns a result object, and the formatter below turns that
+result into text. A few subcommands have their own options. Those that choose what a stage does
+(`--as-of-date`, `--model-version`, `--run-id`) are config keys under another name, so a
+scheduler can pass either; the rest (`--from`, `--to`, `--assignment-id`, `--version`) only
+select what to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from segmentation.config import load_config
+from segmentation.errors import SegmentationError
+from segmentation.history import MigrationSummary
+from segmentation.profiles import SegmentSummary
+from segmentation.report import identity_text
+from segmentation.spark import get_spark
+from segmentation.stages.assign import AssignResult, run_assign
+from segmentation.stages.features import FeaturesResult, run_features
+from segmentation.stages.generate import GenerateResult, run_generate
+from segmentation.stages.history import (
+    DiffResult,
+    HistoryResult,
+    ShowResult,
+    run_diff,
+    run_history,
+    run_show,
+)
+from segmentation.stages.ingest import IngestResult, run_ingest
+from segmentation.stages.pipeline import PipelineResult, run_pipeline
+from segmentation.stages.report import ReportResult, run_report
+from segmentation.stages.train import TrainResult, run_train
+from segmentation.tables import CUSTOMER_COUNT, SEGMENT_MEMBERSHIP, SHARE_OF_FROM
+
+log = logging.getLogger("segmentation")
+
+RULE = "=" * 72
+_LEADERBOARD_ROWS = 5
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str
+    help: str
+    config_key: Optional[str] = None  # set: the option is `--set config_key=value`
+    dest: Optional[str] = None  # else: passed to the stage as this keyword
+    type: Callable[[str], Any] = str
+
+
+@dataclass(frozen=True)
+class Command:
+    run: Callable[..., Any]
+    help: str
+    options: tuple[Option, ...] = ()
+
+
+AS_OF_DATE = Option("--as-of-date", "features as of this date (YYYY-MM-DD)", config_key="features.as_of_date")
+ASSIGNMENT = Option("--assignment-id", "an assignment id (default: the latest)", dest="assignment_id")
+
+COMMANDS: dict[str, Command] = {
+    "generate": Command(run_generate, "generate synthetic customers and transactions with planted personas"),
+    "ingest": Command(run_ingest, "validate and clean raw input into bronze Delta tables"),
+    "features": Command(
+        run_features, "build silver customer_features as of features.as_of_date", (AS_OF_DATE,)
+    ),
+    "train": Command(run_train, "sweep clustering models in MLflow and register the champion", (AS_OF_DATE,)),
+    "assign": Command(
+        run_assign,
+        "score customers with the registered model into the gold segment tables",
+        (
+            AS_OF_DATE,
+            Option(
+                "--model-version", "a registered model version instead of the alias", "assign.model_version"
+            ),
+            Option("--run-id", "an MLflow run's logged model instead of the alias", "assign.run_id"),
+        ),
+    ),
+    "report": Command(
+        run_report, "write the HTML report of an assignment and log it to MLflow", (ASSIGNMENT,)
+    ),
+    "history": Command(run_history, "list the assignment versions of segment_assignments"),
+    "show": Command(
+        run_show,
+        "summarise one assignment, by id or by Delta version (time travel)",
+        (ASSIGNMENT, Option("--version", "a Delta version of segment_assignments", dest="version", type=int)),
+    ),
+    "diff": Command(
+        run_diff,
+        "migration matrix between two assignments (default: the two latest)",
+        (
+            Option("--from", "assignment id or Delta version before", dest="source"),
+            Option("--to", "assignment id or Delta version after", dest="target"),
+        ),
+    ),
+    "pipeline": Command(
+        run_pipeline, "run every stage in order: ingest, features, train, assign, report", (AS_OF_DATE,)
+    ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="segment", description="Customer segmentation on Spark.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, command in COMMANDS.items():
+        sub = commands.add_parser(name, help=command.help, description=command.help)
+        _add_config_arguments(sub)
+        for option in command.options:
+            sub.add_argument(
+                option.flag, help=option.help, type=option.type, dest=option.dest or option.config_key
+            )
+    return parser
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--conf",
+        action="append",
+        default=[],
+        metavar="OVERLAY",
+        help="YAML overlay on conf/base.yaml: a file, or local|cluster|databricks for a shipped one; "
+        "repeatable, later wins (default: local)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        dest="overrides",
+        metavar="KEY=VALUE",
+        help="override one dotted config key, e.g. --set generate.customers=1000000",
+    )
+    parser.add_argument("--verbose", action="store_true", help="debug logging and full tracebacks")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """`segment <command> ...`; exits 0 on success, 1 with a one-line error otherwise."""
+    args = build_parser().parse_args(argv)
+    command = COMMANDS[args.command]
+    keywords = {}
+    for option in command.options:
+        value = getattr(args, option.dest or option.config_key)
+        if value is None:
+            continue
+        if option.config_key:
+            args.overrides.append(f"{option.config_key}={_yaml_string(value)}")
+        else:
+            keywords[option.dest] = value
+    sys.exit(_run(functools.partial(command.run, **keywords), args))
+
+
+def _run(stage: Callable[..., Any], args: argparse.Namespace) -> int:
+    """Load config, get the session, run one stage, print its result; people get one line on
+    error, not a traceback."""
+    configure_logging(args.verbose)
+    try:
+        cfg = load_config(args.conf, args.overrides)
+        spark = get_spark(cfg.spark)
+        result = stage(cfg, spark)
+    except SegmentationError as exc:
+        if args.verbose:
+            log.exception("failed")
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(format_result(result))
+    return 0
+
+
+def configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("py4j", "urllib3", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _yaml_string(value: str) -> str:
+    """A single-quoted YAML scalar, so a run id such as 1234e567 stays a string."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+# Formatting: one function per result type; nothing below touches Spark, storage or MLflow.
+
+
+def format_result(result: Any) -> str:
+    formatter = _FORMATTERS[type(result)]
+    return "\n".join(formatter(result))
+
+
+def _generate_lines(result: GenerateResult) -> list[str]:
+    return [
+        f"generated {result.customers:,} customers",
+        f"  transactions  {result.transactions_path} ({result.format})",
+        f"  customers     {result.customers_path} ({result.format})",
+        f"  personas      {result.personas.location}",
+    ]
+
+
+def _ingest_lines(result: IngestResult) -> list[str]:
+    lines = ["ingested"]
+    for table in result.tables:
+        written, rejected, report = table.written, table.rejected, table.report
+        lines += [
+            f"  {table.table:<22}{written.rows or 0:>12,} rows  -> {written.location}",
+            f"  {rejected.table:<22}{report.rows_rejected:>12,} rows  -> {rejected.location}"
+            f"  ({report.describe()}; {table.duplicates_dropped:,} exact duplicates dropped)",
+        ]
+    return lines
+
+
+def _features_lines(result: FeaturesResult) -> list[str]:
+    return [
+        f"customer features as of {result.as_of_date}: {result.customers:,} customers, "
+        f"{result.columns} columns -> {result.written.location} (version {result.written.version})"
+    ]
+
+
+def _train_lines(result: TrainResult) -> list[str]:
+    lines = [
+        f"sweep of {len(result.leaderboard)} fits on {result.sweep_customers:,} of {result.customers:,} "
+        f"customers (features as of {result.as_of_date}, table version {result.features_version}) "
+        f"-> MLflow run {result.sweep_run_id}",
+        f"  {'fit':<28} {'silhouette':>10} {'smallest':>9} {'stability':>9}  verdict",
+    ]
+    for row in result.leaderboard[:_LEADERBOARD_ROWS]:
+        stability = f"{row.stability:.3f}" if row.stability is not None else "-"
+        silhouette = f"{row.silhouette:.4f}" if row.silhouette is not None else "None"
+        lines.append(
+            f"  {row.algorithm + ' k=' + str(row.k):<28} {silhouette:>10} "
+            f"{row.min_segment_share:>9.2%} {stability:>9}  {row.verdict}"
+        )
+    return [*lines, *_champion_lines(result)]
+
+
+def _champion_lines(result: TrainResult) -> list[str]:
+    champion, registered = result.champion, result.registered
+    return [
+        f"champion: {champion.name}, {champion.segments} segments, silhouette {champion.silhouette:.4f}, "
+        f"smallest segment {champion.min_segment_share:.2%}, stability {champion.stability:.3f}",
+        f"registered: {registered.name} version {registered.version}, alias '{registered.alias}'",
+    ]
+
+
+def _assign_lines(result: AssignResult) -> list[str]:
+    model = result.model
+    return [
+        f"assignment {result.assignment_id}: {result.customers:,} customers scored by {model.name} version "
+        f"{model.version} ({result.algorithm}, {len(result.segments)} segments, MLflow run {model.run_id}) "
+        f"-> {result.assignments.location} (version {result.assignments.version})",
+        *segment_table(result.segments, matched=result.matched),
+        f"rules fidelity {result.rules_fidelity:.1%} (decision tree of depth {result.rules_max_depth} on "
+        f"{', '.join(result.feature_columns)})",
+        _membership_line(result),
+    ]
+
+
+def _membership_line(result: AssignResult) -> str:
+    update, table = result.membership, SEGMENT_MEMBERSHIP.name
+    if update.status == "backfill":
+        return (
+            f"{table}: unchanged, it is already current as of {update.current_as_of} "
+            f"(later than {result.as_of_date})"
+        )
+    if update.status == "unchanged":
+        return (
+            f"{table}: no customer changed segment -> {update.location} (version {update.version}, unchanged)"
+        )
+    return (
+        f"{table}: {update.closed:,} rows closed, {update.opened:,} opened -> {update.location} "
+        f"(version {update.version})"
+    )
+
+
+def segment_table(segments: Sequence[SegmentSummary], *, matched: bool = False) -> list[str]:
+    """Segments as text, largest first, with their identity to the previous assignment when
+    there was one."""
+    header = f"  {'id':>3}  {'segment':<22} {'customers':>10} {'share':>7} {'revenue':>8}"
+    lines = [header + ("  identity (Jaccard)" if matched else "")]
+    for s in sorted(segments, key=lambda s: (-s.customers, s.segment_id)):
+        line = (
+            f"  {s.segment_id:>3}  {s.segment_name:<22} {s.customers:>10,} {s.customer_share:>7.1%} "
+            f"{s.revenue_share:>8.1%}"
+        )
+        lines.append(line + ("  " + identity_text(s) if matched else ""))
+    return lines
+
+
+def _report_lines(result: ReportResult) -> list[str]:
+    uri, run_id = result.tracking_uri, result.mlflow_run_id
+    if uri.startswith(("sqlite:", "file:")) or "://" not in uri:
+        ui = (
+            f"mlflow ui: make mlflow-ui (or .venv/bin/mlflow ui --backend-store-uri {uri}), then "
+            f"http://127.0.0.1:5000/#/experiments/{result.experiment_id}/runs/{run_id}"
+        )
+    else:
+        ui = f"mlflow: experiment {result.experiment_id}, run {run_id} at {uri}"
+    return [
+        f"segments of assignment {result.assignment_id} ({result.model_name} version {result.model_version}, "
+        f"{result.algorithm}):",
+        *segment_table(result.segments, matched=result.matched),
+        f"report: {result.path} (logged to MLflow run {run_id} under {result.artifact_dir}/)",
+        ui,
+        f"open the report: xdg-open {result.path}   (or file://{result.path})",
+    ]
+
+
+def _history_lines(result: HistoryResult) -> list[str]:
+    if not result.versions:
+        return [f"no assignments yet in {result.location}; run `segment assign`"]
+    lines = [
+        f"{'delta version':>13}  {'written (UTC)':<19}  {'assignment_id':<44} {'model':<28} "
+        f"{'as of':<10} {'customers':>10}"
+    ]
+    for v in result.versions:
+        lines.append(
+            f"{v.version:>13}  {v.timestamp:%Y-%m-%d %H:%M:%S}  {v.assignment_id:<44} "
+            f"{v.model_name + ' v' + str(v.model_version):<28} {v.as_of_date:<10} {v.customers:>10,}"
+        )
+    return lines
+
+
+def _show_lines(result: ShowResult) -> list[str]:
+    at = f" at Delta version {result.delta_version}" if result.delta_version is not None else ""
+    lines = [
+        f"assignment {result.assignment_id}{at}: {result.model_name} version {result.model_version} "
+        f"({result.algorithm}), features as of {result.features_as_of_date}, assigned {result.assigned_at}",
+        f"  {'id':>3}  {'segment':<22} {'customers':>10} {'mean probability':>17} {'mean distance':>14}",
+    ]
+    return lines + [
+        f"  {s.segment_id:>3}  {s.segment_name:<22} {s.customers:>10,} {s.mean_probability:>17.3f} "
+        f"{s.mean_distance:>14.3f}"
+        for s in result.segments
+    ]
+
+
+def _diff_lines(result: DiffResult) -> list[str]:
+    summary = result.summary
+    retention = ", ".join(
+        f"{segment} {summary.names[segment]} {share:.0%}"
+        for segment, share in sorted(summary.retention.items())
+    )
+    return [
+        f"migration {result.source_id} -> {result.target_id} "
+        "(rows: before, columns: after; share of the row)",
+        *matrix_lines(summary),
+        f"customers new: {summary.new_customers:,}; gone: {summary.gone_customers:,}",
+        f"retention (same segment id after): {retention}",
+        f"written to {result.written.location}",
+    ]
+
+
+def matrix_lines(summary: MigrationSummary) -> list[str]:
+    """The migration matrix as text: rows "from", columns "to", counts with row shares."""
+    sources, targets = summary.sources(), summary.targets()
+    texts = {}
+    for source in sources:
+        for target in targets:
+            cell = summary.cell(source, target)
+            texts[source, target] = f"{cell[CUSTOMER_COUNT]:,} ({cell[SHARE_OF_FROM]:.0%})" if cell else "-"
+    corner = "from \\ to"
+    width = max(*(len(summary.label(t, "gone")) for t in targets), *(len(t) for t in texts.values())) + 2
+    first = max(len(corner), *(len(summary.label(source, "new")) for source in sources)) + 2
+    lines = [f"{corner:<{first}}" + "".join(f"{summary.label(t, 'gone'):>{width}}" for t in targets)]
+    for source in sources:
+        row = f"{summary.label(source, 'new'):<{first}}"
+        lines.append(row + "".join(f"{texts[source, target]:>{width}}" for target in targets))
+    return lines
+
+
+def _pipeline_lines(result: PipelineResult) -> list[str]:
+    """Every stage's output, then a closing summary: the champion and the segments (from the
+    report, which ends with the commands to open the MLflow UI and the report)."""
+    return [
+        *_ingest_lines(result.ingest),
+        *_features_lines(result.features),
+        *_train_lines(result.train),
+        *_assign_lines(result.assign),
+        "",
+        RULE,
+        *_champion_lines(result.train),
+        *_report_lines(result.report),
+    ]
+
+
+_FORMATTERS: dict[type, Callable[[Any], list[str]]] = {
+    GenerateResult: _generate_lines,
+    IngestResult: _ingest_lines,
+    FeaturesResult: _features_lines,
+    TrainResult: _train_lines,
+    AssignResult: _assign_lines,
+    ReportResult: _report_lines,
+    HistoryResult: _history_lines,
+    ShowResult: _show_lines,
+    DiffResult: _diff_lines,
+    PipelineResult: _pipeline_lines,
+}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,388 @@
+"""Every Delta table the project reads or writes: name, schema, keys, partitioning, column names.
+
+This module is the table contract. Library code names columns only through the constants
+below, and every write goes through `segmentation.io.write_table`, which checks the frame
+against the table's declared schema before anything is committed (`check_frame`): a missing
+column, a column of another type, or (where the schema is closed) a column the table does not
+have is a `SchemaError` naming the table and the column. Key columns are declared NOT NULL, and
+the tables are created with that schema, so Delta itself rejects a null key from any writer.
+
+Three tables are open (`extensible`): `customer_features` gains a share column per category and
+channel and the customer attributes the config maps, `customers` and `customers_rejected` the
+configured extra columns. Their declared columns are the ones every run writes; the rest follow
+the config.
+
+Two ids must not be confused: `model_cluster_id` is the number a fitted model gives a cluster
+(arbitrary, changes from fit to fit); `segment_id` is the business segment people see, kept
+stable across assignments by identity matching (`segmentation.assign`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from pyspark.sql import types as T
+
+from segmentation.errors import SchemaError
+
+# Canonical input and bronze columns.
+CUSTOMER_ID = "customer_id"
+ORDER_TS = "order_ts"
+AMOUNT = "amount"
+ORDER_ID = "order_id"
+QUANTITY = "quantity"
+CATEGORY = "category"
+CHANNEL = "channel"
+SIGNUP_DATE = "signup_date"
+BIRTH_DATE = "birth_date"
+GENDER = "gender"
+REGION = "region"
+REJECT_REASON = "reject_reason"
+INGESTED_AT = "ingested_at"
+PERSONA = "persona"
+
+# Silver customer_features.
+AS_OF_DATE = "as_of_date"
+FREQUENCY = "frequency"
+MONETARY = "monetary"
+RECENCY_DAYS = "recency_days"
+TENURE_DAYS = "tenure_days"
+AVG_ORDER_VALUE = "avg_order_value"
+SPEND_TREND = "spend_trend"
+MEAN_DAYS_BETWEEN_ORDERS = "mean_days_between_orders"
+STD_DAYS_BETWEEN_ORDERS = "std_days_between_orders"
+GROSS_SPEND = "gross_spend"
+RETURNED_AMOUNT = "returned_amount"
+RETURN_SHARE = "return_share"
+DISTINCT_CATEGORIES = "distinct_categories"
+WEEKEND_SHARE = "weekend_share"
+DAYS_SINCE_SIGNUP = "days_since_signup"
+AGE_YEARS = "age_years"
+CATEGORY_SHARE_PREFIX = "category_share"
+CHANNEL_SHARE_PREFIX = "channel_share"
+
+# Gold: assignments, profiles, membership, migrations.
+ASSIGNMENT_ID = "assignment_id"
+SEGMENT_ID = "segment_id"
+SEGMENT_NAME = "segment_name"
+MODEL_CLUSTER_ID = "model_cluster_id"
+SEGMENT_PROBABILITY = "segment_probability"
+DISTANCE_TO_CENTROID = "distance_to_centroid"
+MODEL_NAME = "model_name"
+MODEL_VERSION = "model_version"
+MLFLOW_RUN_ID = "mlflow_run_id"
+ALGORITHM = "algorithm"
+K = "k"
+FEATURES_AS_OF_DATE = "features_as_of_date"
+FEATURES_TABLE_VERSION = "features_table_version"
+ASSIGNED_AT = "assigned_at"
+DESCRIPTION = "description"
+CUSTOMER_COUNT = "customers"  # customers in a segment or a migration cell
+CUSTOMER_SHARE = "customer_share"
+REVENUE = "revenue"
+REVENUE_SHARE = "revenue_share"
+FEATURE_STATS = "feature_stats"
+FEATURE = "feature"
+MEAN = "mean"
+MEDIAN = "median"
+Z_SCORE = "z_score"
+RULE = "rule"
+RULE_RECALL = "rule_recall"
+RULE_PRECISION = "rule_precision"
+RULES_FIDELITY = "rules_fidelity"
+PREVIOUS_SEGMENT_ID = "previous_segment_id"
+MATCH_JACCARD = "match_jaccard"
+VALID_FROM = "valid_from"
+VALID_TO = "valid_to"
+IS_CURRENT = "is_current"
+FROM_ASSIGNMENT_ID = "from_assignment_id"
+TO_ASSIGNMENT_ID = "to_assignment_id"
+FROM_SEGMENT_ID = "from_segment_id"
+FROM_SEGMENT_NAME = "from_segment_name"
+TO_SEGMENT_ID = "to_segment_id"
+TO_SEGMENT_NAME = "to_segment_name"
+SHARE_OF_FROM = "share_of_from"
+COMPUTED_AT = "computed_at"
+
+
+def orders_in_window(days: int) -> str:
+    """`orders_<days>d`: orders in the last `days` days, as-of date included."""
+    return f"orders_{days}d"
+
+
+def spend_in_window(days: int) -> str:
+    """`spend_<days>d`: net spend in the last `days` days, as-of date included."""
+    return f"spend_{days}d"
+
+
+@dataclass(frozen=True)
+class Table:
+    """One Delta table: what it is called, what it holds and how it is keyed and laid out."""
+
+    name: str
+    schema: T.StructType
+    keys: tuple[str, ...]
+    description: str
+    partitioned_by: tuple[str, ...] = ()
+    extensible: bool = False  # columns beyond `schema` may be written (they follow the config)
+    # Slowly changing (type 2) tables: the business key, and the columns whose change closes
+    # the key's current row and opens a new one (`segmentation.io.merge_scd2`).
+    scd2_key: Optional[str] = None
+    scd2_tracked: tuple[str, ...] = ()
+    layer: str = ""  # bronze | silver | gold, for the table reference
+
+    @property
+    def columns(self) -> list[str]:
+        return [f.name for f in self.schema.fields]
+
+
+def _fields(*specs: tuple[str, T.DataType], required: tuple[str, ...] = ()) -> T.StructType:
+    """A schema whose `required` columns are NOT NULL (keys, and what every row must have)."""
+    return T.StructType([T.StructField(name, dtype, name not in required) for name, dtype in specs])
+
+
+_S, _D, _I, _L = T.StringType(), T.DoubleType(), T.IntegerType(), T.LongType()
+_DATE, _TS, _B = T.DateType(), T.TimestampType(), T.BooleanType()
+
+_TRANSACTION_COLUMNS = (
+    (CUSTOMER_ID, _S),
+    (ORDER_TS, _TS),
+    (AMOUNT, _D),
+    (ORDER_ID, _S),
+    (QUANTITY, _D),
+    (CATEGORY, _S),
+    (CHANNEL, _S),
+)
+_CUSTOMER_COLUMNS = ((CUSTOMER_ID, _S), (SIGNUP_DATE, _DATE), (BIRTH_DATE, _DATE), (GENDER, _S), (REGION, _S))
+_REJECT_COLUMNS = ((REJECT_REASON, _S), (INGESTED_AT, _TS))
+
+TRANSACTIONS = Table(
+    "transactions",
+    _fields(*_TRANSACTION_COLUMNS, required=(CUSTOMER_ID, ORDER_TS, AMOUNT)),
+    keys=(CUSTOMER_ID, ORDER_TS),
+    description="Bronze: every valid transaction line, typed, on the canonical columns.",
+    layer="bronze",
+)
+TRANSACTIONS_REJECTED = Table(
+    "transactions_rejected",
+    _fields(*[(name, _S) for name, _ in _TRANSACTION_COLUMNS], *_REJECT_COLUMNS, required=(REJECT_REASON,)),
+    keys=(),
+    description="Bronze: input lines that broke a rule, raw values kept as strings, with the rule.",
+    layer="bronze",
+)
+CUSTOMERS = Table(
+    "customers",
+    _fields(*_CUSTOMER_COLUMNS, required=(CUSTOMER_ID,)),
+    keys=(CUSTOMER_ID,),
+    description="Bronze: customer attributes, one row per customer, plus input.customers.extra_columns.",
+    extensible=True,
+    layer="bronze",
+)
+CUSTOMERS_REJECTED = Table(
+    "customers_rejected",
+    _fields(*[(name, _S) for name, _ in _CUSTOMER_COLUMNS], *_REJECT_COLUMNS, required=(REJECT_REASON,)),
+    keys=(),
+    description="Bronze: customer rows that broke a rule, raw values kept as strings, with the rule.",
+    extensible=True,
+    layer="bronze",
+)
+CUSTOMER_PERSONAS = Table(
+    "customer_personas",
+    _fields((CUSTOMER_ID, _S), (PERSONA, _S), required=(CUSTOMER_ID, PERSONA)),
+    keys=(CUSTOMER_ID,),
+    description="The persona `segment generate` planted in each synthetic customer (labels for tests).",
+    layer="bronze",
+)
+CUSTOMER_FEATURES = Table(
+    "customer_features",
+    _fields(
+        (CUSTOMER_ID, _S),
+        (AS_OF_DATE, _DATE),
+        (FREQUENCY, _L),
+        (MONETARY, _D),
+        (RECENCY_DAYS, _I),
+        (TENURE_DAYS, _I),
+        (AVG_ORDER_VALUE, _D),
+        (SPEND_TREND, _D),
+        (MEAN_DAYS_BETWEEN_ORDERS, _D),
+        (STD_DAYS_BETWEEN_ORDERS, _D),
+        (GROSS_SPEND, _D),
+        (RETURNED_AMOUNT, _D),
+        (RETURN_SHARE, _D),
+        (DISTINCT_CATEGORIES, _I),
+        (WEEKEND_SHARE, _D),
+        required=(CUSTOMER_ID, AS_OF_DATE),
+    ),
+    keys=(CUSTOMER_ID, AS_OF_DATE),
+    partitioned_by=(AS_OF_DATE,),
+    description=(
+        "Silver: one row of behavioural features per customer and as-of date; also orders_<w>d and "
+        "spend_<w>d per features.windows_days (long, double), category_share_<level> and "
+        "channel_share_<level> (double) and, with a customers table, its attributes."
+    ),
+    extensible=True,
+    layer="silver",
+)
+
+_LINEAGE = (
+    (MODEL_NAME, _S),
+    (MODEL_VERSION, _S),
+    (MLFLOW_RUN_ID, _S),
+    (ALGORITHM, _S),
+    (K, _I),
+    (FEATURES_AS_OF_DATE, _DATE),
+    (FEATURES_TABLE_VERSION, _L),
+    (ASSIGNED_AT, _TS),
+)
+FEATURE_STATS_TYPE = T.ArrayType(
+    T.StructType(
+        [
+            T.StructField(FEATURE, _S, False),
+            T.StructField(MEAN, _D, True),
+            T.StructField(MEDIAN, _D, True),
+            T.StructField(Z_SCORE, _D, True),
+        ]
+    )
+)
+
+SEGMENT_ASSIGNMENTS = Table(
+    "segment_assignments",
+    _fields(
+        (ASSIGNMENT_ID, _S),
+        (CUSTOMER_ID, _S),
+        (SEGMENT_ID, _I),
+        (SEGMENT_NAME, _S),
+        (SEGMENT_PROBABILITY, _D),
+        (DISTANCE_TO_CENTROID, _D),
+        (MODEL_CLUSTER_ID, _I),
+        *_LINEAGE,
+        required=(ASSIGNMENT_ID, CUSTOMER_ID, SEGMENT_ID, SEGMENT_NAME, MODEL_CLUSTER_ID),
+    ),
+    keys=(ASSIGNMENT_ID, CUSTOMER_ID),
+    partitioned_by=(ASSIGNMENT_ID,),
+    description="Gold: one row per customer and assignment, with the segment and the lineage of the model.",
+    layer="gold",
+)
+SEGMENT_PROFILES = Table(
+    "segment_profiles",
+    _fields(
+        (ASSIGNMENT_ID, _S),
+        (SEGMENT_ID, _I),
+        (SEGMENT_NAME, _S),
+        (DESCRIPTION, _S),
+        (CUSTOMER_COUNT, _L),
+        (CUSTOMER_SHARE, _D),
+        (REVENUE, _D),
+        (REVENUE_SHARE, _D),
+        (FEATURE_STATS, FEATURE_STATS_TYPE),
+        (RULE, _S),
+        (RULE_RECALL, _D),
+        (RULE_PRECISION, _D),
+        (RULES_FIDELITY, _D),
+        (PREVIOUS_SEGMENT_ID, _I),
+        (MATCH_JACCARD, _D),
+        (MODEL_CLUSTER_ID, _I),
+        *_LINEAGE,
+        required=(ASSIGNMENT_ID, SEGMENT_ID, SEGMENT_NAME, MODEL_CLUSTER_ID),
+    ),
+    keys=(ASSIGNMENT_ID, SEGMENT_ID),
+    description="Gold: one row per segment and assignment: size, revenue, feature statistics, name, rule.",
+    layer="gold",
+)
+SEGMENT_MEMBERSHIP = Table(
+    "segment_membership",
+    _fields(
+        (CUSTOMER_ID, _S),
+        (SEGMENT_ID, _I),
+        (SEGMENT_NAME, _S),
+        (ASSIGNMENT_ID, _S),
+        (MODEL_VERSION, _S),
+        (VALID_FROM, _DATE),
+        (VALID_TO, _DATE),
+        (IS_CURRENT, _B),
+        required=(CUSTOMER_ID, SEGMENT_ID, SEGMENT_NAME, ASSIGNMENT_ID, VALID_FROM, IS_CURRENT),
+    ),
+    keys=(CUSTOMER_ID, VALID_FROM),
+    description="Gold: each customer's segment over time (slowly changing, type 2).",
+    scd2_key=CUSTOMER_ID,
+    scd2_tracked=(SEGMENT_ID, SEGMENT_NAME),
+    layer="gold",
+)
+SEGMENT_MIGRATIONS = Table(
+    "segment_migrations",
+    _fields(
+        (FROM_ASSIGNMENT_ID, _S),
+        (TO_ASSIGNMENT_ID, _S),
+        (FROM_SEGMENT_ID, _I),
+        (FROM_SEGMENT_NAME, _S),
+        (TO_SEGMENT_ID, _I),
+        (TO_SEGMENT_NAME, _S),
+        (CUSTOMER_COUNT, _L),
+        (SHARE_OF_FROM, _D),
+        (COMPUTED_AT, _TS),
+        required=(FROM_ASSIGNMENT_ID, TO_ASSIGNMENT_ID),
+    ),
+    keys=(FROM_ASSIGNMENT_ID, TO_ASSIGNMENT_ID, FROM_SEGMENT_ID, TO_SEGMENT_ID),
+    description=(
+        "Gold: customers per (segment before, segment after) between two assignments; a null "
+        "segment id (allowed in this key) is a customer new to or gone from an assignment."
+    ),
+    layer="gold",
+)
+
+ALL_TABLES = (
+    TRANSACTIONS,
+    TRANSACTIONS_REJECTED,
+    CUSTOMERS,
+    CUSTOMERS_REJECTED,
+    CUSTOMER_PERSONAS,
+    CUSTOMER_FEATURES,
+    SEGMENT_ASSIGNMENTS,
+    SEGMENT_PROFILES,
+    SEGMENT_MEMBERSHIP,
+    SEGMENT_MIGRATIONS,
+)
+REJECTED = {TRANSACTIONS.name: TRANSACTIONS_REJECTED, CUSTOMERS.name: CUSTOMERS_REJECTED}
+
+
+def check_frame(table: Table, schema: T.StructType) -> None:
+    """Raise `SchemaError` naming the table and the first column that breaks its contract.
+
+    Types are compared without nullability (Spark marks most computed columns nullable);
+    null keys are caught by the NOT NULL columns of the table itself.
+    """
+    present = {f.name: f for f in schema.fields}
+    for declared in table.schema.fields:
+        actual = present.get(declared.name)
+        if actual is None:
+            raise SchemaError(
+                f"table {table.name}: column {declared.name!r} ({declared.dataType.simpleString()}) is "
+                f"missing; the frame has {', '.join(present) or 'no columns'}"
+            )
+        if _shape(actual.dataType) != _shape(declared.dataType):
+            raise SchemaError(
+                f"table {table.name}: column {declared.name!r} is {actual.dataType.simpleString()}, "
+                f"the table holds {declared.dataType.simpleString()}"
+            )
+    extra = [name for name in present if name not in table.columns]
+    if extra and not table.extensible:
+        raise SchemaError(f"table {table.name}: column {extra[0]!r} is not in the table's schema")
+
+
+def _shape(dtype: T.DataType) -> object:
+    """A data type with every nullability flag removed."""
+    if isinstance(dtype, T.StructType):
+        return tuple((f.name, _shape(f.dataType)) for f in dtype.fields)
+    if isinstance(dtype, T.ArrayType):
+        return ("array", _shape(dtype.elementType))
+    if isinstance(dtype, T.MapType):
+        return ("map", _shape(dtype.keyType), _shape(dtype.valueType))
+    return dtype.simpleString()
+
+
+def ddl(schema: T.StructType) -> str:
+    """Column definitions for `CREATE TABLE`, NOT NULL where the schema says so."""
+    return ", ".join(
+        f"`{f.name}` {f.dataType.simpleString()}{'' if f.nullable else ' NOT NULL'}" for f in schema.fields
+    )

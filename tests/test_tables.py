@@ -1,0 +1,152 @@
+"""The table contract, for every table: a frame that matches its schema is written and reads
+back; a missing column, a wrong type, an unknown column (closed tables) or a null key fails
+with a message naming the table and the column, and leaves the table as it was."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from deltalake import DeltaTable as DeltaRsTable
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+from pyspark.testing import assertDataFrameEqual
+
+from segmentation.config import LakeConfig
+from segmentation.errors import SchemaError
+from segmentation.io import read_table, table_exists, table_ref, table_version, write_table
+from segmentation.tables import ALL_TABLES, Table, check_frame
+
+SAMPLE = {
+    "string": "x",
+    "double": 1.5,
+    "int": 7,
+    "bigint": 7,
+    "date": dt.date(2025, 12, 31),
+    "timestamp": dt.datetime(2025, 12, 31, 8, 30),
+    "boolean": True,
+}
+OTHER_TYPE = {"string": T.IntegerType(), "int": T.StringType(), "bigint": T.DoubleType()}
+
+
+def sample_value(dtype: T.DataType):
+    if isinstance(dtype, T.ArrayType):
+        return [sample_value(dtype.elementType)]
+    if isinstance(dtype, T.StructType):
+        return tuple(sample_value(f.dataType) for f in dtype.fields)
+    return SAMPLE[dtype.simpleString()]
+
+
+def valid_frame(spark, table: Table):
+    return spark.createDataFrame([tuple(sample_value(f.dataType) for f in table.schema.fields)], table.schema)
+
+
+@pytest.fixture
+def lake(tmp_path) -> LakeConfig:
+    return LakeConfig(root=str(tmp_path / "lake"))
+
+
+def content(spark, ref):
+    return table_version(spark, ref), sorted(map(str, read_table(spark, ref).collect()))
+
+
+def test_every_table_declares_keys_that_are_columns_and_required():
+    names = [table.name for table in ALL_TABLES]
+    assert len(names) == len(set(names))
+    for table in ALL_TABLES:
+        columns = {f.name: f for f in table.schema.fields}
+        assert set(table.keys) <= set(columns), table.name
+        assert set(table.partitioned_by) <= set(columns), table.name
+        nullable_keys = [key for key in table.keys if columns[key].nullable]
+        # Migrations' segment ids are null for customers new to or gone from an assignment.
+        assert nullable_keys == (
+            [] if table.name != "segment_migrations" else ["from_segment_id", "to_segment_id"]
+        )
+
+
+@pytest.mark.parametrize("table", ALL_TABLES, ids=lambda table: table.name)
+def test_a_frame_that_matches_the_schema_is_written_with_not_null_keys(spark, lake, table):
+    ref = table_ref(lake, table)
+    frame = valid_frame(spark, table)
+    written = write_table(spark, ref, frame, user_metadata={"test": table.name})
+    assert (written.version, written.rows) == (1, 1)  # 0 is the table's creation
+    assertDataFrameEqual(read_table(spark, ref), frame)
+    # The table itself carries the contract, for any writer: read back by delta-rs.
+    stored = {field.name: field for field in DeltaRsTable(ref.path).schema().fields}
+    required = {f.name for f in table.schema.fields if not f.nullable}
+    assert {name for name, field in stored.items() if not field.nullable} == required
+    assert DeltaRsTable(ref.path).metadata().partition_columns == list(table.partitioned_by)
+
+
+@pytest.mark.parametrize("table", ALL_TABLES, ids=lambda table: table.name)
+def test_a_missing_column_names_table_and_column_and_writes_nothing(spark, lake, table):
+    ref = table_ref(lake, table)
+    write_table(spark, ref, valid_frame(spark, table), user_metadata={})
+    before = content(spark, ref)
+    dropped = table.schema.fields[-1].name
+    with pytest.raises(SchemaError, match=rf"table {table.name}: column '{dropped}' \(.*\) is missing"):
+        write_table(spark, ref, valid_frame(spark, table).drop(dropped), user_metadata={})
+    assert content(spark, ref) == before
+
+
+@pytest.mark.parametrize("table", ALL_TABLES, ids=lambda table: table.name)
+def test_a_wrong_type_names_table_and_column_and_writes_nothing(spark, lake, table):
+    ref = table_ref(lake, table)
+    write_table(spark, ref, valid_frame(spark, table), user_metadata={})
+    before = content(spark, ref)
+    field = next(f for f in table.schema.fields if f.dataType.simpleString() in OTHER_TYPE)
+    wrong = OTHER_TYPE[field.dataType.simpleString()]
+    frame = valid_frame(spark, table).withColumn(field.name, F.col(field.name).cast(wrong))
+    with pytest.raises(
+        SchemaError,
+        match=rf"table {table.name}: column '{field.name}' is {wrong.simpleString()}, the table holds",
+    ):
+        write_table(spark, ref, frame, user_metadata={})
+    assert content(spark, ref) == before
+
+
+@pytest.mark.parametrize("table", ALL_TABLES, ids=lambda table: table.name)
+def test_a_null_key_names_table_and_column_and_writes_nothing(spark, lake, table):
+    ref = table_ref(lake, table)
+    write_table(spark, ref, valid_frame(spark, table), user_metadata={})
+    before = content(spark, ref)
+    key = next(key for key in table.keys if not table.schema[key].nullable) if table.keys else None
+    key = key or next(f.name for f in table.schema.fields if not f.nullable)
+    nullable = T.StructType([T.StructField(f.name, f.dataType, True) for f in table.schema.fields])
+    row = [None if f.name == key else sample_value(f.dataType) for f in table.schema.fields]
+    with pytest.raises(SchemaError, match=rf"table {table.name}: column '{key}' is NOT NULL"):
+        write_table(spark, ref, spark.createDataFrame([tuple(row)], nullable), user_metadata={})
+    assert content(spark, ref) == before
+
+
+@pytest.mark.parametrize("table", ALL_TABLES, ids=lambda table: table.name)
+def test_a_column_the_table_does_not_have_is_refused_unless_the_table_is_extensible(spark, lake, table):
+    frame = valid_frame(spark, table).withColumn("surprise", F.lit(1))
+    ref = table_ref(lake, table)
+    if table.extensible:
+        write_table(spark, ref, frame, user_metadata={})
+        assert "surprise" in read_table(spark, ref).columns
+    else:
+        with pytest.raises(SchemaError, match=rf"table {table.name}: column 'surprise' is not in the table"):
+            write_table(spark, ref, frame, user_metadata={})
+        assert not table_exists(spark, ref)
+
+
+def test_types_compare_without_nullability_but_with_nested_fields():
+    declared = Table(
+        "t",
+        T.StructType(
+            [T.StructField("a", T.ArrayType(T.StructType([T.StructField("x", T.DoubleType(), False)])))]
+        ),
+        keys=(),
+        description="",
+    )
+    loose = T.StructType(
+        [T.StructField("a", T.ArrayType(T.StructType([T.StructField("x", T.DoubleType())]), True))]
+    )
+    check_frame(declared, loose)
+    renamed = T.StructType(
+        [T.StructField("a", T.ArrayType(T.StructType([T.StructField("y", T.DoubleType())])))]
+    )
+    with pytest.raises(SchemaError, match="column 'a' is array<struct<y:double>>, the table holds"):
+        check_frame(declared, renamed)
