@@ -27,6 +27,8 @@ $(VENV)/.installed: setup.py constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[spark,dev]'
+	# Only for the CDNOW data files it ships (bench/cdnow.py); never imported, so not its deps.
+	$(BIN)/pip install --quiet --no-deps lifetimes==0.11.3
 	touch $@
 
 $(MAVEN_REPO)/io/delta/%.jar:

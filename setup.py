@@ -32,6 +32,7 @@ setup(
         "pydantic-core==2.50.4",
         "typing-extensions==4.16.0",
         "pyyaml==6.0.2",
+        "scipy==1.17.1",
     ],
     extras_require={
         "spark": [f"pyspark=={PYSPARK_VERSION}", f"delta-spark=={DELTA_VERSION}"],

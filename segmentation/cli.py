@@ -11,6 +11,7 @@ select what to read.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import functools
 import logging
 import sys
@@ -25,6 +26,7 @@ from segmentation.profiles import SegmentSummary
 from segmentation.report import identity_text
 from segmentation.spark import get_spark
 from segmentation.stages.assign import AssignResult, run_assign
+from segmentation.stages.clv import ClvResult, run_clv
 from segmentation.stages.features import FeaturesResult, run_features
 from segmentation.stages.generate import GenerateResult, run_generate
 from segmentation.stages.history import (
@@ -35,7 +37,7 @@ from segmentation.stages.history import (
     run_history,
     run_show,
 )
-from segmentation.stages.ingest import IngestResult, run_ingest
+from segmentation.stages.ingest import IngestedTable, IngestResult, run_ingest
 from segmentation.stages.pipeline import PipelineResult, run_pipeline
 from segmentation.stages.report import ReportResult, run_report
 from segmentation.stages.train import TrainResult, run_train
@@ -72,6 +74,19 @@ COMMANDS: dict[str, Command] = {
     "features": Command(
         run_features, "build silver customer_features as of features.as_of_date", (AS_OF_DATE,)
     ),
+    "clv": Command(
+        run_clv,
+        "fit BG/NBD and Gamma-Gamma: P(alive), expected purchases and CLV per customer",
+        (
+            AS_OF_DATE,
+            Option(
+                "--holdout-end",
+                "compare the predictions with what customers did up to this date (YYYY-MM-DD)",
+                dest="holdout_end",
+                type=dt.date.fromisoformat,
+            ),
+        ),
+    ),
     "train": Command(run_train, "sweep clustering models in MLflow and register the champion", (AS_OF_DATE,)),
     "assign": Command(
         run_assign,
@@ -102,7 +117,7 @@ COMMANDS: dict[str, Command] = {
         ),
     ),
     "pipeline": Command(
-        run_pipeline, "run every stage in order: ingest, features, train, assign, report", (AS_OF_DATE,)
+        run_pipeline, "run every stage in order: ingest, features, clv, train, assign, report", (AS_OF_DATE,)
     ),
 }
 
@@ -212,9 +227,17 @@ def _ingest_lines(result: IngestResult) -> list[str]:
         lines += [
             f"  {table.table:<22}{written.rows or 0:>12,} rows  -> {written.location}",
             f"  {rejected.table:<22}{report.rows_rejected:>12,} rows  -> {rejected.location}"
-            f"  ({report.describe()}; {table.duplicates_dropped:,} exact duplicates dropped)",
+            f"  ({report.describe()}; {_duplicates_text(table)})",
         ]
     return lines
+
+
+def _duplicates_text(table: IngestedTable) -> str:
+    if table.dedupe == "exact":
+        return f"{table.duplicates_dropped:,} exact duplicates dropped"
+    if table.dedupe == "key":
+        return f"{table.duplicates_dropped:,} lines with a repeated ingest.dedupe_key dropped"
+    return f"{table.possible_duplicates:,} identical lines kept as separate purchases (possible duplicates)"
 
 
 def _features_lines(result: FeaturesResult) -> list[str]:
@@ -222,6 +245,36 @@ def _features_lines(result: FeaturesResult) -> list[str]:
         f"customer features as of {result.as_of_date}: {result.customers:,} customers, "
         f"{result.columns} columns -> {result.written.location} (version {result.written.version})"
     ]
+
+
+def _clv_lines(result: ClvResult) -> list[str]:
+    bg, gg = result.bg_nbd, result.gamma_gamma
+    correlation = result.frequency_spend_correlation
+    lines = [
+        f"customer value as of {result.as_of_date} ({result.time_unit}): {result.customers:,} customers, "
+        f"{result.repeat_customers:,} with repeat purchases -> {result.values.location} "
+        f"(version {result.values.version}); MLflow run {result.mlflow_run_id}",
+        f"  BG/NBD       r={bg.r:.4f} alpha={bg.alpha:.4f} a={bg.a:.4f} b={bg.b:.4f}  "
+        f"log-likelihood {bg.log_likelihood:,.2f}{'' if bg.converged else '  NOT CONVERGED'}",
+        f"  Gamma-Gamma  p={gg.p:.4f} q={gg.q:.4f} v={gg.v:.4f}  log-likelihood {gg.log_likelihood:,.2f}"
+        f"{'' if gg.converged else '  NOT CONVERGED'}; corr(frequency, spend) "
+        f"{'-' if correlation is None else f'{correlation:.3f}'}",
+        f"  fits -> {result.fits.location} (version {result.fits.version})",
+    ]
+    holdout = result.holdout
+    if holdout is not None:
+        lines += [
+            f"  holdout to {holdout.holdout_end} ({holdout.periods:.1f} {result.time_unit}): repeat "
+            f"purchases predicted {holdout.predicted_total:,.1f}, actual {holdout.actual_total:,}; "
+            f"mean absolute error per customer {holdout.mean_absolute_error:.3f}",
+            f"  {'x':>4} {'customers':>10} {'predicted':>10} {'actual':>8}",
+            *[
+                f"  {(str(x) + '+') if x == holdout.by_frequency[-1][0] and x >= 7 else str(x):>4} "
+                f"{n:>10,} {predicted:>10.3f} {actual:>8.3f}"
+                for x, n, predicted, actual in holdout.by_frequency
+            ],
+        ]
+    return lines
 
 
 def _train_lines(result: TrainResult) -> list[str]:
@@ -234,9 +287,10 @@ def _train_lines(result: TrainResult) -> list[str]:
     for row in result.leaderboard[:_LEADERBOARD_ROWS]:
         stability = f"{row.stability:.3f}" if row.stability is not None else "-"
         silhouette = f"{row.silhouette:.4f}" if row.silhouette is not None else "None"
+        smallest = f"{row.min_segment_share:.2%}" if row.min_segment_share is not None else "-"
         lines.append(
-            f"  {row.algorithm + ' k=' + str(row.k):<28} {silhouette:>10} "
-            f"{row.min_segment_share:>9.2%} {stability:>9}  {row.verdict}"
+            f"  {row.algorithm + ' k=' + str(row.k):<28} {silhouette:>10} {smallest:>9} {stability:>9}  "
+            f"{row.verdict}"
         )
     return [*lines, *_champion_lines(result)]
 
@@ -382,6 +436,7 @@ def _pipeline_lines(result: PipelineResult) -> list[str]:
     return [
         *_ingest_lines(result.ingest),
         *_features_lines(result.features),
+        *(_clv_lines(result.clv) if result.clv else []),
         *_train_lines(result.train),
         *_assign_lines(result.assign),
         "",
@@ -395,6 +450,7 @@ _FORMATTERS: dict[type, Callable[[Any], list[str]]] = {
     GenerateResult: _generate_lines,
     IngestResult: _ingest_lines,
     FeaturesResult: _features_lines,
+    ClvResult: _clv_lines,
     TrainResult: _train_lines,
     AssignResult: _assign_lines,
     ReportResult: _report_lines,

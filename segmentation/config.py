@@ -252,8 +252,18 @@ class InputConfig(_Section):
 
 
 class IngestConfig(_Section):
-    """Ingestion thresholds and the PII salt."""
+    """Ingestion thresholds, duplicate lines and the PII salt."""
 
+    dedupe: Literal["auto", "exact", "key", "none"] = Field(
+        "auto",
+        description="Repeated transaction lines: `exact` drops lines identical in every column, `key` "
+        "lines equal on ingest.dedupe_key, `none` keeps all; `auto` is `exact` when an order id is "
+        "mapped and `none` without one (identical lines are then separate purchases). Kept repeats "
+        "are counted as possible duplicates.",
+    )
+    dedupe_key: list[str] = Field(
+        [], description="Canonical transaction columns that identify a line, for dedupe `key`."
+    )
     max_reject_share: Share = Field(
         0.05, description="A run fails, writing nothing, when more than this share of rows is rejected."
     )
@@ -263,6 +273,20 @@ class IngestConfig(_Section):
     pii_salt_env: str = Field(
         "SEGMENTATION_PII_SALT", description="Environment variable holding the PII salt; wins over pii_salt."
     )
+
+    @model_validator(mode="after")
+    def _key_when_needed(self) -> IngestConfig:
+        """ingest.dedupe `key` needs ingest.dedupe_key, which names canonical transaction columns."""
+        known = list(TransactionColumns.model_fields)
+        stray = [column for column in self.dedupe_key if column not in known]
+        if stray:
+            raise _rule(
+                f"config key 'ingest.dedupe_key' names {stray[0]!r}, not a transaction column "
+                f"({', '.join(known)})"
+            )
+        if self.dedupe == "key" and not self.dedupe_key:
+            raise _rule("config key 'ingest.dedupe' is key: list the columns in ingest.dedupe_key")
+        return self
 
 
 class GenerateConfig(_Section):
@@ -395,6 +419,12 @@ class SweepConfig(_Section):
         0.8, description="Stability: refit on this hash sample share with another seed."
     )
     projection_rows: Positive = Field(2_000, description="Points in the 2-D projection plot.")
+    fit_timeout_seconds: Annotated[StrictFloat, Field(gt=0)] = Field(
+        300.0,
+        description="A fit start still running after this many seconds is interrupted and skipped "
+        "(Spark's Gaussian mixture can loop forever on a degenerate component); a grid point with "
+        "no finished start is left out of the champion rule.",
+    )
 
     @model_validator(mode="after")
     def _grid_covers_algorithms(self) -> SweepConfig:
@@ -457,6 +487,30 @@ class AssignConfig(_Section):
         return self
 
 
+class ClvConfig(_Section):
+    """Customer lifetime value: BG/NBD purchases and Gamma-Gamma spend, fitted as of
+    features.as_of_date (docs/clv.md)."""
+
+    enabled: StrictBool = Field(True, description="`segment pipeline` runs the clv stage after features.")
+    time_unit: Literal["weeks", "days"] = Field(
+        "weeks", description="Unit of t_x, T and the horizons (a week is 7 days)."
+    )
+    horizons: Annotated[list[Positive], _unique("horizon")] = Field(
+        [13, 26, 52],
+        description="Horizons, in time units, of the expected_purchases_<h> and clv_<h> columns.",
+    )
+    annual_discount_rate: Annotated[StrictFloat, Field(ge=0, lt=1)] = Field(
+        0.1, description="Yearly rate at which future spend is discounted in clv_<h>."
+    )
+    max_driver_rows: Positive = Field(
+        100_000,
+        description="Above this many distinct fitting rows, the likelihood is summed by Spark at each "
+        "optimiser step instead of on the driver.",
+    )
+    starts: Positive = Field(3, description="Optimiser starts per model; the best fit is kept.")
+    seed: StrictInt = Field(42, description="Seed of the optimiser's starting points.")
+
+
 class ReportConfig(_Section):
     """Where `segment report` writes."""
 
@@ -483,6 +537,7 @@ class Config(_Section):
     assign: AssignConfig = Field(
         default_factory=AssignConfig, description="Scoring with the registered model and explaining segments."
     )
+    clv: ClvConfig = Field(default_factory=ClvConfig, description="Customer lifetime value and churn.")
     report: ReportConfig = Field(default_factory=ReportConfig, description="The HTML report.")
 
     def to_dict(self) -> dict[str, Any]:

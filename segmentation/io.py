@@ -157,9 +157,10 @@ def ensure_table(spark: SparkSession, ref: TableRef) -> None:
     Creating it before the first write, rather than letting the first write infer it, is what
     puts the contract into the table: Delta then rejects a null key from any writer.
     """
-    if table_exists(spark, ref):
-        return
     table = ref.table
+    if table_exists(spark, ref):
+        _add_missing_columns(spark, ref)
+        return
     partitioning = (
         f" PARTITIONED BY ({', '.join(f'`{c}`' for c in table.partitioned_by)})"
         if table.partitioned_by
@@ -167,6 +168,24 @@ def ensure_table(spark: SparkSession, ref: TableRef) -> None:
     )
     with _commit_metadata(spark, {"stage": "create", "table": table.name}):
         spark.sql(f"CREATE TABLE IF NOT EXISTS {ref.sql} ({ddl(table.schema)}) USING DELTA{partitioning}")
+
+
+def _add_missing_columns(spark: SparkSession, ref: TableRef) -> None:
+    """A table created by an earlier version of the contract gets the nullable columns declared
+    since, so that writers of either version keep working (older rows read them as null)."""
+    present = set(read_table(spark, ref).columns)
+    missing = [f for f in ref.table.schema.fields if f.name not in present]
+    if not missing:
+        return
+    required = [f.name for f in missing if not f.nullable]
+    if required:
+        raise SchemaError(
+            f"table {ref.label} at {ref}: lacks the NOT NULL column {required[0]!r} of its contract; "
+            "it was written by an incompatible version: move it aside and re-run the stage that writes it"
+        )
+    columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in missing)
+    with _commit_metadata(spark, {"stage": "evolve", "table": ref.label}):
+        spark.sql(f"ALTER TABLE {ref.sql} ADD COLUMNS ({columns})")
 
 
 def write_table(

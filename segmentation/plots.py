@@ -91,3 +91,36 @@ def projection(points: np.ndarray, segments: np.ndarray, title: str) -> Figure:
     axis.legend(markerscale=3, fontsize=8)
     axis.set_title(title)
     return figure
+
+
+def clv_tracking(holdout: Any, *, time_unit: str) -> Figure:
+    """Cumulative repeat purchases of the base over the holdout, predicted against actual: the
+    tracking plot of Fader, Hardie and Lee (2005), figure 1 (`holdout` is a HoldoutComparison)."""
+    steps = len(holdout.cumulative_predicted)
+    times = [holdout.periods * (k + 1) / steps for k in range(steps)]
+    figure = Figure(figsize=(8, 4.5), layout="constrained")
+    axis = figure.subplots()
+    axis.plot(times, holdout.cumulative_actual, marker="o", markersize=3, label="actual")
+    axis.plot(times, holdout.cumulative_predicted, linestyle="--", label="BG/NBD expected")
+    axis.set_xlabel(f"{time_unit} after the as-of date")
+    axis.set_ylabel("cumulative repeat purchases")
+    axis.set_title(f"holdout to {holdout.holdout_end}: predicted against actual")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    return figure
+
+
+def clv_by_frequency(holdout: Any) -> Figure:
+    """Mean holdout purchases per calibration frequency, predicted against actual: the paper's
+    conditional-expectation figure (the last bin holds every frequency from its value up)."""
+    bins = [row[0] for row in holdout.by_frequency]
+    labels = [f"{x}+" if x == bins[-1] and x >= 7 else str(x) for x in bins]
+    figure = Figure(figsize=(8, 4.5), layout="constrained")
+    axis = figure.subplots()
+    axis.plot(labels, [row[3] for row in holdout.by_frequency], marker="o", label="actual")
+    axis.plot(labels, [row[2] for row in holdout.by_frequency], marker="s", linestyle="--", label="BG/NBD")
+    axis.set_xlabel("repeat purchases in the calibration period")
+    axis.set_ylabel("mean repeat purchases in the holdout")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    return figure

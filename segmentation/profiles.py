@@ -45,6 +45,7 @@ class ClusterProfile:
     customer_share: float
     revenue_share: float
     features: dict[str, FeatureStats]
+    value_share: Optional[float] = None  # share of the customers' expected value (clv_<h>)
     rule_hits: int = 0
     rule_predicted: int = 0
     segment_id: int = -1
@@ -90,6 +91,14 @@ class SegmentSummary:
         )
 
 
+@dataclass(frozen=True)
+class RulePredictions:
+    """Where the readable rules' predicted cluster is, and how many clusters the model has."""
+
+    column: str
+    clusters: int
+
+
 _NUMERIC = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.DecimalType)
 
 
@@ -107,16 +116,19 @@ def profile_clusters(
     feature_columns: list[str],
     *,
     median_accuracy: int,
-    clusters: int,
-    rule_prediction: Optional[str] = None,
+    rules: Optional[RulePredictions] = None,
     median_sample: Optional[Column] = None,
+    value_column: Optional[str] = None,
 ) -> list[ClusterProfile]:
-    """Per cluster with customers (module docstring); `clusters` is the model's number of
-    clusters, `rule_prediction` the column holding the cluster the rules predict.
+    """Per cluster with customers (module docstring), with the counts behind the rules' recall
+    and precision when `rules` says where the rules' predicted cluster is.
 
     Medians are `percentile_approx`, the costly part, taken over the rows where
-    `median_sample` holds (default: all); means and counts always cover every row."""
+    `median_sample` holds (default: all); means and counts always cover every row. With a
+    `value_column` (a customer's expected value), each cluster's share of its total too."""
     aggregates = [F.count(F.lit(1)).alias("_customers"), F.sum(F.col(MONETARY)).alias("_revenue")]
+    if value_column:
+        aggregates.append(F.sum(F.col(value_column)).alias("_value"))
     for index, column in enumerate(feature_columns):
         value = F.col(column).cast("double")
         sampled = value if median_sample is None else F.when(median_sample, value)
@@ -126,17 +138,18 @@ def profile_clusters(
             F.sum(value * value).alias(f"_q{index}"),
             F.percentile_approx(sampled, 0.5, median_accuracy).alias(f"_m{index}"),
         ]
-    if rule_prediction:
-        predicted = F.col(rule_prediction)
+    if rules:
+        predicted = F.col(rules.column)
         aggregates.append(F.sum(F.when(predicted == F.col(MODEL_CLUSTER_ID), 1).otherwise(0)).alias("_hits"))
         aggregates += [
             F.sum(F.when(predicted == F.lit(cluster), 1).otherwise(0)).alias(f"_p{cluster}")
-            for cluster in range(clusters)
+            for cluster in range(rules.clusters)
         ]
     rows = {row[MODEL_CLUSTER_ID]: row for row in scored.groupBy(MODEL_CLUSTER_ID).agg(*aggregates).collect()}
     population = _population(rows, feature_columns)
     total_customers = sum(row["_customers"] for row in rows.values())
     total_revenue = sum(row["_revenue"] or 0.0 for row in rows.values())
+    total_value = sum(row["_value"] or 0.0 for row in rows.values()) if value_column else 0.0
     return [
         ClusterProfile(
             cluster=cluster,
@@ -145,8 +158,9 @@ def profile_clusters(
             customer_share=row["_customers"] / total_customers,
             revenue_share=float(row["_revenue"] or 0.0) / total_revenue if total_revenue else 0.0,
             features=_feature_stats(row, feature_columns, population),
-            rule_hits=row["_hits"] if rule_prediction else 0,
-            rule_predicted=sum(other[f"_p{cluster}"] for other in rows.values()) if rule_prediction else 0,
+            value_share=(row["_value"] or 0.0) / total_value if total_value else None,
+            rule_hits=row["_hits"] if rules else 0,
+            rule_predicted=sum(other[f"_p{cluster}"] for other in rows.values()) if rules else 0,
         )
         for cluster, row in sorted(rows.items())
     ]
@@ -195,6 +209,7 @@ def profiles_frame(
             p.customer_share,
             p.revenue,
             p.revenue_share,
+            p.value_share,
             [(s.feature, s.mean, s.median, s.z_score) for s in p.features.values()],
             p.rule,
             p.rule_hits / p.customers if p.customers else None,

@@ -24,9 +24,11 @@ from segmentation.tables import (
     FEATURE,
     FEATURE_STATS,
     FREQUENCY,
+    MEAN,
     MEAN_DAYS_BETWEEN_ORDERS,
     MEDIAN,
     MONETARY,
+    P_ALIVE,
     RECENCY_DAYS,
     RETURN_SHARE,
     REVENUE_SHARE,
@@ -39,7 +41,11 @@ from segmentation.tables import (
     SHARE_OF_FROM,
     SPEND_TREND,
     TENURE_DAYS,
+    VALUE_SHARE,
     Z_SCORE,
+    clv_in,
+    expected_purchases_in,
+    value_horizons,
 )
 
 # Features shown in the report's profile table and heatmap, when the profiles have them.
@@ -50,6 +56,7 @@ HEADLINE_FEATURES = (
     AVG_ORDER_VALUE,
     TENURE_DAYS,
     MEAN_DAYS_BETWEEN_ORDERS,
+    P_ALIVE,
     SPEND_TREND,
     RETURN_SHARE,
 )
@@ -107,6 +114,7 @@ def render_report(
             [[_e(label), *[_stat(s[f]) for f in headline]] for label, s in zip(labels, stats, strict=True)],
         ),
         _image(plots.profile_heatmap(labels, z_scores, headline, title="segment means, population z-scores")),
+        *_value(labels, profiles, stats),
         "<h2>Rules</h2>",
         f"<p>A decision tree predicting the segment from the original features places "
         f"{_percent(profiles[0][RULES_FIDELITY])} of customers in their segment (fidelity). "
@@ -159,6 +167,30 @@ def _migration(migration: Optional[MigrationSummary], previous: Optional[str]) -
         f"{migration.gone_customers:,} gone. Rows: segment before; columns: segment now.</p>"
         + _table(["before \\ now", *[_e(migration.label(t, "gone")) for t in targets], "retention"], rows)
     )
+
+
+def _value(labels: list[str], profiles: Sequence[dict[str, Any]], stats: list[dict[str, Any]]) -> list[str]:
+    """Mean P(alive), expected purchases and CLV per segment and its share of the base's
+    expected value, when the assignment's features carried customer_value (`segment clv`)."""
+    horizons = value_horizons(list(stats[0]))
+    if not horizons or all(p.get(VALUE_SHARE) is None for p in profiles):
+        return []
+    h = horizons[-1]
+    columns = (P_ALIVE, expected_purchases_in(h), clv_in(h))
+    rows = [
+        [_e(label), *[_mean(s.get(c)) for c in columns], _percent(p.get(VALUE_SHARE))]
+        for label, p, s in zip(labels, profiles, stats, strict=True)
+    ]
+    return [
+        "<h2>Value</h2>",
+        f"<p>Means per segment from customer_value (BG/NBD and Gamma-Gamma, `segment clv`), over the "
+        f"next {h} time units; value share: the segment's share of the customers' expected value.</p>",
+        _table(["segment", "P(alive)", f"expected purchases ({h})", f"CLV ({h})", "value share"], rows),
+    ]
+
+
+def _mean(stats: Optional[dict[str, Any]]) -> str:
+    return "-" if stats is None or stats[MEAN] is None else f"{stats[MEAN]:,.2f}"
 
 
 def _stat(stats: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ where `make setup` put them.
 from __future__ import annotations
 
 import os
+import sys
 from importlib.metadata import version
 from pathlib import Path
 
@@ -67,8 +68,10 @@ def default_shuffle_partitions() -> int:
 
 
 def _local_session(spark_cfg: SparkConfig) -> SparkSession:
-    # A laptop session stays on loopback rather than on whatever the hostname resolves to.
+    # A laptop session stays on loopback rather than on whatever the hostname resolves to, and
+    # its Python workers (pandas UDFs) run this interpreter, whose packages they need.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = (
         SparkSession.builder.master(spark_cfg.master)
         .appName(spark_cfg.app_name)

@@ -17,8 +17,11 @@ fits by that order and further down only until one passes, since no lower fit ca
 from __future__ import annotations
 
 import itertools
+import logging
 import math
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,13 +36,16 @@ from pyspark.ml.stat import Summarizer
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from segmentation.config import ALGORITHMS, Algorithm, SelectionConfig
-from segmentation.errors import InputError
+from segmentation.config import ALGORITHMS, Algorithm, SelectionConfig, SweepConfig
+from segmentation.errors import InputError, SegmentationError
 from segmentation.evaluation import ClusterMetrics, adjusted_rand_index, cluster_metrics, hash_sample
 from segmentation.models import PREDICTION, PROBABILITY, SCALED, build_estimator
 from segmentation.tables import ALGORITHM, CUSTOMER_FEATURES, CUSTOMER_ID, K
 
 MIXTURE_REGULARIZATION = 1e-6  # added variance per dimension, as scikit-learn's reg_covar default
+_INTERRUPT_GRACE_SECONDS = 30
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -70,15 +76,20 @@ class MixtureMetrics:
 
 @dataclass(frozen=True)
 class FitResult:
+    """One grid point's kept fit and its metrics, or (`failure` set) why it has none."""
+
     point: GridPoint
-    model: Model
-    metrics: ClusterMetrics
+    model: Optional[Model]
+    metrics: Optional[ClusterMetrics]
     fit_seconds: float
     mixture: Optional[MixtureMetrics] = None
+    failure: Optional[str] = None
 
     def metric_values(self) -> dict[str, float]:
         """Every metric by its MLflow name; metrics that do not apply are left out."""
         m = self.metrics
+        if m is None:
+            return {"fit_seconds": float(self.fit_seconds)}
         values = {
             "silhouette": m.silhouette,
             "silhouette_rows": m.silhouette_rows,
@@ -159,20 +170,72 @@ def sweep_fraction(customers: int, max_rows: int) -> float:
     return min(1.0, max_rows / customers)
 
 
-def fit_best(vectors: DataFrame, point: GridPoint, *, seed: int, restarts: int) -> Model:
+def fit_best(
+    vectors: DataFrame, point: GridPoint, *, seed: int, restarts: int, timeout: Optional[float] = None
+) -> Model:
     """The best of `restarts` fits from different seeds (seed, seed + 1, ...): lowest training
     cost for the K-means family, highest log-likelihood for the mixture. Spark's estimators
-    start once; several starts guard against a poor local optimum, like scikit-learn's n_init."""
+    start once; several starts guard against a poor local optimum, like scikit-learn's n_init.
+
+    A start that does not finish within `timeout` seconds is interrupted and skipped; when none
+    finishes, `FitTimeout` is raised."""
     if point.algorithm == "gaussian_mixture":
         vectors = regularized(vectors, seed)
     best, best_score = None, math.inf
     for start in range(restarts):
-        model = build_estimator(point.algorithm, point.params, seed + start).fit(vectors)
+        estimator = build_estimator(point.algorithm, point.params, seed + start)
+        try:
+            model = fit_within(estimator, vectors, timeout=timeout)
+        except FitTimeout as exc:
+            log.warning("%s, seed %d: %s", point.name, seed + start, exc)
+            continue
         summary = model.summary
         score = -summary.logLikelihood if isinstance(model, GaussianMixtureModel) else summary.trainingCost
         if score < best_score:
             best, best_score = model, score
+    if best is None:
+        raise FitTimeout(f"no start of {restarts} finished within {timeout:g} s")
     return best
+
+
+class FitTimeout(SegmentationError):
+    """A fit did not finish in time and was interrupted."""
+
+
+def fit_within(estimator: Any, vectors: DataFrame, *, timeout: Optional[float]) -> Model:
+    """`estimator.fit(vectors)`, interrupted after `timeout` seconds.
+
+    Spark's GaussianMixture can loop forever: on a degenerate component, the pure-Java
+    LAPACK it falls back to never returns from the eigendecomposition (seen: F2jLAPACK's
+    dlascl, which predates LAPACK's check for an infinite scale factor, spinning in dsyev).
+    The fit runs in a thread whose Spark jobs carry a tag; past the deadline the tag's jobs
+    are interrupted (public `SparkSession.interruptTag`, classic and Connect) and `FitTimeout`
+    is raised. Spark cannot stop the spinning task itself; the run goes on without that start.
+    """
+    if timeout is None:
+        return estimator.fit(vectors)
+    spark, tag = vectors.sparkSession, f"segmentation-fit-{uuid.uuid4().hex}"
+    outcome: dict[str, Any] = {}
+
+    def fit() -> None:
+        spark.addTag(tag)
+        try:
+            outcome["fitted"] = estimator.fit(vectors)
+        except Exception as exc:  # re-raised in the caller's thread
+            outcome["error"] = exc
+        finally:
+            spark.removeTag(tag)
+
+    worker = threading.Thread(target=fit, name=tag, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        spark.interruptTag(tag)
+        worker.join(_INTERRUPT_GRACE_SECONDS)
+        raise FitTimeout(f"did not finish within {timeout:g} s; interrupted")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["fitted"]
 
 
 def regularized(vectors: DataFrame, seed: int, variance: float = MIXTURE_REGULARIZATION) -> DataFrame:
@@ -197,11 +260,21 @@ def regularized(vectors: DataFrame, seed: int, variance: float = MIXTURE_REGULAR
 
 
 def fit_point(
-    vectors: DataFrame, point: GridPoint, *, seed: int, silhouette_max_rows: int, restarts: int = 1
+    vectors: DataFrame,
+    point: GridPoint,
+    *,
+    seed: int,
+    silhouette_max_rows: int,
+    restarts: int = 1,
+    timeout: Optional[float] = None,
 ) -> FitResult:
-    """Fit one grid point on the shared vectors and score it in the same space."""
+    """Fit one grid point on the shared vectors and score it in the same space; a point whose
+    every start timed out is a result with its `failure`, which the champion rule excludes."""
     started = time.perf_counter()
-    model = fit_best(vectors, point, seed=seed, restarts=restarts)
+    try:
+        model = fit_best(vectors, point, seed=seed, restarts=restarts, timeout=timeout)
+    except FitTimeout as exc:
+        return FitResult(point, None, None, time.perf_counter() - started, failure=f"fit failed: {exc}")
     fit_seconds = time.perf_counter() - started
     scored = model.transform(vectors)
     metrics = cluster_metrics(
@@ -213,47 +286,40 @@ def fit_point(
     return FitResult(point, model, metrics, fit_seconds, mixture)
 
 
-def fit_all(
-    vectors: DataFrame,
-    points: list[GridPoint],
-    *,
-    seed: int,
-    silhouette_max_rows: int,
-    restarts: int = 1,
-    parallelism: int = 1,
-) -> Iterator[FitResult]:
-    """Fit every grid point, `parallelism` at a time (Spark runs jobs of several threads
-    concurrently); results come in grid order, each as soon as it and those before are done."""
-    if parallelism == 1:
+def fit_all(vectors: DataFrame, points: list[GridPoint], settings: SweepConfig) -> Iterator[FitResult]:
+    """Fit every grid point with the sweep's seed, restarts, silhouette sample and fit timeout,
+    `settings.parallelism` at a time (Spark runs jobs of several threads concurrently); results
+    come in grid order, each as soon as it and those before are done."""
+    options = {
+        "seed": settings.seed,
+        "silhouette_max_rows": settings.silhouette_max_rows,
+        "restarts": settings.restarts,
+        "timeout": settings.fit_timeout_seconds,
+    }
+    if settings.parallelism == 1:
         for point in points:
-            yield fit_point(
-                vectors, point, seed=seed, silhouette_max_rows=silhouette_max_rows, restarts=restarts
-            )
+            yield fit_point(vectors, point, **options)
         return
-    with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="fit") as pool:
-        futures = [
-            pool.submit(
-                fit_point,
-                vectors,
-                point,
-                seed=seed,
-                silhouette_max_rows=silhouette_max_rows,
-                restarts=restarts,
-            )
-            for point in points
-        ]
+    with ThreadPoolExecutor(max_workers=settings.parallelism, thread_name_prefix="fit") as pool:
+        futures = [pool.submit(fit_point, vectors, point, **options) for point in points]
         for future in futures:
             yield future.result()
 
 
 def stability(
-    vectors: DataFrame, result: FitResult, *, seed: int, sample_fraction: float, restarts: int = 1
+    vectors: DataFrame,
+    result: FitResult,
+    *,
+    seed: int,
+    sample_fraction: float,
+    restarts: int = 1,
+    timeout: Optional[float] = None,
 ) -> float:
     """Adjusted Rand index between the fit and a refit with other seeds on a hash sample,
     both scoring every customer of `vectors`."""
     other_seed = seed + max(restarts, 1)
     sample = hash_sample(vectors, CUSTOMER_ID, sample_fraction, seed=other_seed)
-    refit = fit_best(sample, result.point, seed=other_seed, restarts=restarts)
+    refit = fit_best(sample, result.point, seed=other_seed, restarts=restarts, timeout=timeout)
     labels = [
         model.transform(vectors).select(CUSTOMER_ID, F.col(PREDICTION).alias("cluster"))
         for model in (result.model, refit)
@@ -269,7 +335,9 @@ def select_champion(
     ranked = []
     for result in results:
         m = result.metrics
-        if m.silhouette is None:
+        if m is None:
+            verdicts[result.point.index] = Verdict(False, result.failure or "no fit")
+        elif m.silhouette is None:
             verdicts[result.point.index] = Verdict(False, f"only {m.clusters} cluster: no silhouette")
         elif m.min_segment_share < rule.min_segment_share:
             verdicts[result.point.index] = Verdict(
@@ -284,7 +352,11 @@ def select_champion(
         if champion is not None and position >= rule.stability_candidates:
             verdicts[result.point.index] = Verdict(False, "stability not measured: ranked below the champion")
             continue
-        ari = stability_of(result)
+        try:
+            ari = stability_of(result)
+        except FitTimeout as exc:
+            verdicts[result.point.index] = Verdict(False, f"stability not measured: the refit {exc}")
+            continue
         if ari < rule.min_stability:
             verdicts[result.point.index] = Verdict(False, f"stability {ari:.3f} < {rule.min_stability}", ari)
         elif champion is None:

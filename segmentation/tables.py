@@ -82,6 +82,7 @@ CUSTOMER_COUNT = "customers"  # customers in a segment or a migration cell
 CUSTOMER_SHARE = "customer_share"
 REVENUE = "revenue"
 REVENUE_SHARE = "revenue_share"
+VALUE_SHARE = "value_share"  # share of the customers' expected value (customer_value) in a segment
 FEATURE_STATS = "feature_stats"
 FEATURE = "feature"
 MEAN = "mean"
@@ -104,6 +105,45 @@ TO_SEGMENT_ID = "to_segment_id"
 TO_SEGMENT_NAME = "to_segment_name"
 SHARE_OF_FROM = "share_of_from"
 COMPUTED_AT = "computed_at"
+
+
+# Gold: customer value (segmentation.clv).
+MODEL = "model"
+PARAMETERS = "parameters"
+LOG_LIKELIHOOD = "log_likelihood"
+CONVERGED = "converged"
+TIME_UNIT = "time_unit"
+FITTED_AT = "fitted_at"
+REPEAT_PURCHASES = "x"  # orders - 1
+LAST_PURCHASE_AGE = "t_x"  # time from the first order to the last
+CUSTOMER_AGE = "T"  # time from the first order to the as-of date
+REPEAT_ORDER_VALUE = "m_x"  # mean value of the repeat orders
+P_ALIVE = "p_alive"
+EXPECTED_ORDER_VALUE = "expected_order_value"
+BG_NBD = "bg_nbd"
+GAMMA_GAMMA = "gamma_gamma"
+
+
+def expected_purchases_in(horizon: int) -> str:
+    """`expected_purchases_<h>`: purchases expected in the next `horizon` time units."""
+    return f"expected_purchases_{horizon}"
+
+
+def clv_in(horizon: int) -> str:
+    """`clv_<h>`: discounted value expected in the next `horizon` time units."""
+    return f"clv_{horizon}"
+
+
+def value_horizons(columns: list[str]) -> list[int]:
+    """The horizons h whose `clv_<h>` is among `columns`, in order.
+
+    >>> value_horizons(["frequency", clv_in(52), clv_in(13), "clv_total"])
+    [13, 52]
+    """
+    prefix = clv_in(0).removesuffix("0")
+    return sorted(
+        int(c.removeprefix(prefix)) for c in columns if c.startswith(prefix) and c[len(prefix) :].isdigit()
+    )
 
 
 def orders_in_window(days: int) -> str:
@@ -275,6 +315,7 @@ SEGMENT_PROFILES = Table(
         (CUSTOMER_SHARE, _D),
         (REVENUE, _D),
         (REVENUE_SHARE, _D),
+        (VALUE_SHARE, _D),
         (FEATURE_STATS, FEATURE_STATS_TYPE),
         (RULE, _S),
         (RULE_RECALL, _D),
@@ -287,7 +328,10 @@ SEGMENT_PROFILES = Table(
         required=(ASSIGNMENT_ID, SEGMENT_ID, SEGMENT_NAME, MODEL_CLUSTER_ID),
     ),
     keys=(ASSIGNMENT_ID, SEGMENT_ID),
-    description="Gold: one row per segment and assignment: size, revenue, feature statistics, name, rule.",
+    description=(
+        "Gold: one row per segment and assignment: size, revenue, feature statistics, name, rule; "
+        "value_share is the segment's share of clv_<longest horizon> when customer_value has the date."
+    ),
     layer="gold",
 )
 SEGMENT_MEMBERSHIP = Table(
@@ -331,6 +375,50 @@ SEGMENT_MIGRATIONS = Table(
     layer="gold",
 )
 
+CLV_FITS = Table(
+    "clv_fits",
+    _fields(
+        (AS_OF_DATE, _DATE),
+        (MODEL, _S),
+        (PARAMETERS, T.MapType(_S, _D)),
+        (LOG_LIKELIHOOD, _D),
+        (CUSTOMER_COUNT, _L),
+        (CONVERGED, _B),
+        (TIME_UNIT, _S),
+        (FITTED_AT, _TS),
+        required=(AS_OF_DATE, MODEL, PARAMETERS, TIME_UNIT),
+    ),
+    keys=(AS_OF_DATE, MODEL),
+    description=(
+        "Gold: one row per as-of date and model (bg_nbd: r, alpha, a, b; gamma_gamma: p, q, v) with "
+        "its maximum-likelihood parameters, log-likelihood, customers fitted and convergence."
+    ),
+    layer="gold",
+)
+CUSTOMER_VALUE = Table(
+    "customer_value",
+    _fields(
+        (CUSTOMER_ID, _S),
+        (AS_OF_DATE, _DATE),
+        (REPEAT_PURCHASES, _L),
+        (LAST_PURCHASE_AGE, _D),
+        (CUSTOMER_AGE, _D),
+        (REPEAT_ORDER_VALUE, _D),
+        (P_ALIVE, _D),
+        (EXPECTED_ORDER_VALUE, _D),
+        required=(CUSTOMER_ID, AS_OF_DATE),
+    ),
+    keys=(CUSTOMER_ID, AS_OF_DATE),
+    partitioned_by=(AS_OF_DATE,),
+    description=(
+        "Gold: per customer and as-of date, the BG/NBD inputs (x, t_x, T, m_x in clv.time_unit), "
+        "P(alive), the expected order value and, per clv.horizons h, expected_purchases_<h> and "
+        "clv_<h> (double)."
+    ),
+    extensible=True,
+    layer="gold",
+)
+
 ALL_TABLES = (
     TRANSACTIONS,
     TRANSACTIONS_REJECTED,
@@ -342,6 +430,8 @@ ALL_TABLES = (
     SEGMENT_PROFILES,
     SEGMENT_MEMBERSHIP,
     SEGMENT_MIGRATIONS,
+    CLV_FITS,
+    CUSTOMER_VALUE,
 )
 REJECTED = {TRANSACTIONS.name: TRANSACTIONS_REJECTED, CUSTOMERS.name: CUSTOMERS_REJECTED}
 

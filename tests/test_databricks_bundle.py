@@ -121,7 +121,7 @@ def test_task_graph_is_acyclic_and_in_pipeline_order(bundle_job):
         order.append(ready[0])
     stage_commands = {command.run: name for name, command in COMMANDS.items()}
     assert order == [stage_commands[stage] for stage in STAGES]
-    assert order == ["ingest", "features", "train", "assign", "report"]
+    assert order == ["ingest", "features", "clv", "train", "assign", "report"]
 
 
 def test_the_wheel_alone_carries_the_configs(wheel, tmp_path):

@@ -21,7 +21,7 @@ from segmentation.history import MigrationSummary, migration
 from segmentation.io import merge_scd2, read_table, table_history, table_ref
 from segmentation.models import Preprocessing, build_pipeline
 from segmentation.naming import VOCABULARY, assign_names
-from segmentation.profiles import ClusterProfile, FeatureStats, profile_clusters
+from segmentation.profiles import ClusterProfile, FeatureStats, RulePredictions, profile_clusters
 from segmentation.rules import Condition, fit_rule_tree, predict_rules, render, segment_rules
 from segmentation.tables import MODEL_CLUSTER_ID as CLUSTER
 
@@ -67,7 +67,7 @@ def test_profiles_have_shares_means_medians_and_population_z_scores(spark):
         [("a", 0, 10.0, 1.0), ("b", 0, 30.0, 3.0), ("c", 1, 60.0, 5.0), ("d", 1, 100.0, None)],
         f"customer_id string, {CLUSTER} int, monetary double, frequency double",
     )
-    first, second = profile_clusters(scored, ["monetary", "frequency"], median_accuracy=10_000, clusters=2)
+    first, second = profile_clusters(scored, ["monetary", "frequency"], median_accuracy=10_000)
     assert (first.customers, first.customer_share, first.revenue_share) == (2, 0.5, 0.2)
     assert (second.revenue, second.revenue_share) == (160.0, 0.8)
     money = np.array([10.0, 30.0, 60.0, 100.0])
@@ -183,8 +183,7 @@ def test_rules_recover_a_planted_threshold_with_full_fidelity(spark):
         predict_rules(tree, scored.withColumn("monetary", F.lit(1.0)), columns),
         columns,
         median_accuracy=100,
-        clusters=3,
-        rule_prediction="_rule_cluster",
+        rules=RulePredictions("_rule_cluster", clusters=3),
     )
     assert sum(p.rule_hits for p in profiles) == 100
     assert [p.rule_predicted for p in profiles] == [p.customers for p in profiles]

@@ -58,6 +58,7 @@ class Sweep:
     experiment_id: str
     parent: Run
     children: list[Run]  # in grid order
+    others: list[Run]  # the experiment's runs outside the sweep (the clv stage's)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +81,11 @@ def sweep(finished_pipeline: FinishedPipeline) -> Sweep:
     assert len(children) >= 2, f"sweep run {parent.info.run_id} has {len(children)} child runs"
     assert {run.info.run_id for run in children} == {row.run_id for row in trained.leaderboard}
     children.sort(key=lambda run: int(run.data.tags["grid_index"]))
-    return Sweep(experiment.experiment_id, parent, children)
+    sweep_ids = {parent.info.run_id} | {run.info.run_id for run in children}
+    everything = client.search_runs([experiment.experiment_id], max_results=1000)
+    others = [run for run in everything if run.info.run_id not in sweep_ids]
+    assert [run.data.tags.get("stage") for run in others] == ["clv"]
+    return Sweep(experiment.experiment_id, parent, children, others)
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +130,7 @@ def test_experiment_page_lists_the_sweep_runs(mlflow_ui: str, sweep: Sweep, tmp_
     # time (the default) it nests them, collapsed, under the sweep run.
     query = urlencode({"orderByKey": "metrics.`silhouette`", "orderByAsc": "false"}, quote_via=quote)
     url = f"{mlflow_ui}/#/experiments/{sweep.experiment_id}/runs?{query}"
-    names = [run.info.run_name for run in [*sweep.children, sweep.parent]]
+    names = [run.info.run_name for run in [*sweep.children, sweep.parent, *sweep.others]]
     screenshot = tmp_path / "mlflow_ui" / "experiment.png"
 
     page = _render(
@@ -138,8 +143,9 @@ def test_experiment_page_lists_the_sweep_runs(mlflow_ui: str, sweep: Sweep, tmp_
     assert not missing, f"runs missing from the experiment page: {missing}\n{page.text[:2000]}"
     shown = sorted(names, key=page.texts.index)
     silhouettes = {run.info.run_name: run.data.metrics["silhouette"] for run in sweep.children}
-    assert shown[-1] == sweep.parent.info.run_name  # no silhouette of its own: sorted last
-    shown_silhouettes = [silhouettes[name] for name in shown[:-1]]
+    without = {sweep.parent.info.run_name, *(run.info.run_name for run in sweep.others)}
+    assert set(shown[-len(without) :]) == without  # no silhouette of their own: sorted last
+    shown_silhouettes = [silhouettes[name] for name in shown[: -len(without)]]
     assert shown_silhouettes == sorted(shown_silhouettes, reverse=True), shown
     _assert_screenshot(screenshot, (1600, 1000))
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -14,6 +17,7 @@ from segmentation.evaluation import ClusterMetrics
 from segmentation.sweep import (
     FitResult,
     GridPoint,
+    Verdict,
     fit_point,
     grid_points,
     leaderboard,
@@ -207,3 +211,25 @@ def test_mixture_log_likelihood_aic_and_bic_match_numpy(spark):
     densities = weighted_densities(points)
     posteriors = densities / densities.sum(axis=0)
     assert mixture.mean_max_posterior == pytest.approx(posteriors.max(axis=0).mean(), rel=1e-6)
+
+
+def test_a_fit_past_its_deadline_is_interrupted_and_left_out_of_the_champion_rule(spark):
+    """Spark's Gaussian mixture can spin forever in LAPACK; a start past `timeout` is
+    interrupted through its job tag, and a point with no finished start is a failed result that
+    the champion rule excludes, while the session goes on running jobs."""
+    rows = [(f"c{i}", Vectors.dense([float(i % 7), float(i % 3)])) for i in range(400)]
+    vectors = spark.createDataFrame(rows, ["customer_id", "features"])
+    point = GridPoint("kmeans", {"k": 3, "maxIter": 50}, 0)
+    started = time.perf_counter()
+    failed = fit_point(vectors, point, seed=1, silhouette_max_rows=1000, restarts=1, timeout=0.001)
+    assert failed.model is None and failed.metrics is None
+    assert failed.failure == "fit failed: no start of 1 finished within 0.001 s"
+    assert time.perf_counter() - started < 120
+    assert failed.metric_values() == {"fit_seconds": failed.fit_seconds}
+    finished = fit_point(vectors, point, seed=1, silhouette_max_rows=1000, timeout=120.0)
+    assert finished.failure is None and finished.metrics.clusters == 3
+    selection = select_champion(
+        [failed, replace(finished, point=replace(point, index=1))], RULE, lambda r: 1.0
+    )
+    assert selection.verdicts[0] == Verdict(False, failed.failure)
+    assert selection.champion.point.index == 1

@@ -14,8 +14,16 @@ from pyspark.testing import assertDataFrameEqual
 
 from segmentation.config import LakeConfig
 from segmentation.errors import SchemaError
-from segmentation.io import read_table, table_exists, table_ref, table_version, write_table
-from segmentation.tables import ALL_TABLES, Table, check_frame
+from segmentation.io import read_table, table_exists, table_history, table_ref, table_version, write_table
+from segmentation.tables import (
+    ALL_TABLES,
+    ASSIGNMENT_ID,
+    SEGMENT_PROFILES,
+    VALUE_SHARE,
+    Table,
+    check_frame,
+    ddl,
+)
 
 SAMPLE = {
     "string": "x",
@@ -30,6 +38,8 @@ OTHER_TYPE = {"string": T.IntegerType(), "int": T.StringType(), "bigint": T.Doub
 
 
 def sample_value(dtype: T.DataType):
+    if isinstance(dtype, T.MapType):
+        return {sample_value(dtype.keyType): sample_value(dtype.valueType)}
     if isinstance(dtype, T.ArrayType):
         return [sample_value(dtype.elementType)]
     if isinstance(dtype, T.StructType):
@@ -150,3 +160,22 @@ def test_types_compare_without_nullability_but_with_nested_fields():
     )
     with pytest.raises(SchemaError, match="column 'a' is array<struct<y:double>>, the table holds"):
         check_frame(declared, renamed)
+
+
+def test_a_table_written_by_an_earlier_contract_gains_the_columns_declared_since(spark, lake):
+    """segment_profiles without `value_share` (as the contract had it before `segment clv`):
+    the next write adds the nullable column, and the old rows read it as null."""
+    ref = table_ref(lake, SEGMENT_PROFILES)
+    older = T.StructType([f for f in SEGMENT_PROFILES.schema.fields if f.name != VALUE_SHARE])
+    spark.sql(f"CREATE TABLE {ref.sql} ({ddl(older)}) USING DELTA")
+    old_row = spark.createDataFrame([tuple(sample_value(f.dataType) for f in older.fields)], older)
+    old_row.write.format("delta").mode("append").save(ref.path)
+    frame = valid_frame(spark, SEGMENT_PROFILES).withColumn(ASSIGNMENT_ID, F.lit("new"))
+    write_table(spark, ref, frame, user_metadata={}, replace_where=f"{ASSIGNMENT_ID} = 'new'")
+    shares = {row[ASSIGNMENT_ID]: row[VALUE_SHARE] for row in read_table(spark, ref).collect()}
+    assert shares == {"x": None, "new": 1.5}
+    assert "ADD COLUMNS" in table_history_operations(spark, ref)
+
+
+def table_history_operations(spark, ref) -> list[str]:
+    return [commit["operation"] for commit in table_history(spark, ref)]

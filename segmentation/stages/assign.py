@@ -42,7 +42,6 @@ from segmentation.io import (
     read_table,
     table_exists,
     table_ref,
-    table_version,
     write_table,
 )
 from segmentation.lineage import Lineage, ModelIdentity
@@ -51,12 +50,14 @@ from segmentation.models import feature_columns_of
 from segmentation.naming import describe
 from segmentation.profiles import (
     ClusterProfile,
+    RulePredictions,
     SegmentSummary,
     numeric_features,
     profile_clusters,
     profiles_frame,
 )
 from segmentation.rules import RULE_PREDICTION, fit_rule_tree, predict_rules, segment_rules
+from segmentation.stages.features import read_customer_features
 from segmentation.tables import (
     AS_OF_DATE,
     ASSIGNED_AT,
@@ -73,6 +74,7 @@ from segmentation.tables import (
     SEGMENT_MEMBERSHIP,
     SEGMENT_NAME,
     SEGMENT_PROFILES,
+    clv_in,
 )
 from segmentation.timing import PhaseTimer
 
@@ -166,15 +168,7 @@ def run_assign(cfg: Config, spark: SparkSession) -> AssignResult:
 
 def _score(cfg: Config, spark: SparkSession) -> _Scored:
     as_of_date = cfg.features.as_of_date
-    features_ref = table_ref(cfg.lake, CUSTOMER_FEATURES)
-    if not table_exists(spark, features_ref):
-        raise InputError(
-            f"table {CUSTOMER_FEATURES.name} does not exist at {features_ref}; run `segment features` first"
-        )
-    features_version = table_version(spark, features_ref)
-    features = read_table(spark, features_ref, features_version).filter(
-        F.col(AS_OF_DATE) == F.lit(as_of_date)
-    )
+    features, features_version = read_customer_features(spark, cfg)
     tracking.configure(cfg.mlflow)
     model, identity = tracking.load_model(cfg.model, cfg.assign)
     missing = [column for column in feature_columns_of(model) if column not in features.columns]
@@ -212,9 +206,9 @@ def _profile(
             predict_rules(tree, scoring.scored, columns),
             numeric_features(scoring.features),
             median_accuracy=cfg.assign.median_accuracy,
-            clusters=len(cluster_centers(scoring.model)),
-            rule_prediction=RULE_PREDICTION,
+            rules=RulePredictions(RULE_PREDICTION, len(cluster_centers(scoring.model))),
             median_sample=in_hash_sample(CUSTOMER_ID, cfg.assign.median_max_rows / customers, seed),
+            value_column=_value_column(cfg, scoring.features),
         )
     fidelity = sum(p.rule_hits for p in profiles) / customers
     with timer("identity"):
@@ -230,6 +224,12 @@ def _profile(
         profile.description = describe(profile)
         profile.rule = rules.get(profile.cluster, "no rule: the tree places no customer here")
     return profiles, fidelity, previous is not None
+
+
+def _value_column(cfg: Config, features: DataFrame) -> Optional[str]:
+    """The customers' expected value over the longest horizon, when customer_value was joined."""
+    column = clv_in(max(cfg.clv.horizons))
+    return column if column in features.columns else None
 
 
 def _previous(spark: SparkSession, profiles_ref: TableRef, assignment_id: str):

@@ -9,14 +9,26 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from segmentation.config import Config
 from segmentation.errors import InputError
 from segmentation.features import build_customer_features, feature_levels
 from segmentation.io import TableWrite, read_table, table_exists, table_ref, table_version, write_table
-from segmentation.tables import AS_OF_DATE, CUSTOMER_FEATURES, CUSTOMERS, ORDER_TS, TRANSACTIONS
+from segmentation.tables import (
+    AS_OF_DATE,
+    CUSTOMER_FEATURES,
+    CUSTOMER_ID,
+    CUSTOMER_VALUE,
+    CUSTOMERS,
+    EXPECTED_ORDER_VALUE,
+    ORDER_TS,
+    P_ALIVE,
+    TRANSACTIONS,
+    clv_in,
+    expected_purchases_in,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,3 +87,28 @@ def run_features(cfg: Config, spark: SparkSession) -> FeaturesResult:
         transactions_version=transactions_version,
         written=written,
     )
+
+
+def read_customer_features(spark: SparkSession, cfg: Config) -> tuple[DataFrame, int]:
+    """The as-of slice of `customer_features` at its current version, with `customer_value`'s
+    P(alive), expected order value, expected purchases and CLV for the same date joined when
+    `segment clv` has written them: what the sweep can cluster on (`model.feature_columns`) and
+    what the segment profiles describe."""
+    as_of_date = cfg.features.as_of_date
+    ref = table_ref(cfg.lake, CUSTOMER_FEATURES)
+    if not table_exists(spark, ref):
+        raise InputError(
+            f"table {CUSTOMER_FEATURES.name} does not exist at {ref}; run `segment features` first"
+        )
+    version = table_version(spark, ref)
+    features = read_table(spark, ref, version).filter(F.col(AS_OF_DATE) == F.lit(as_of_date))
+    value_ref = table_ref(cfg.lake, CUSTOMER_VALUE)
+    if not table_exists(spark, value_ref):
+        return features, version
+    values = read_table(spark, value_ref).filter(F.col(AS_OF_DATE) == F.lit(as_of_date))
+    wanted = [P_ALIVE, EXPECTED_ORDER_VALUE]
+    wanted += [name for h in cfg.clv.horizons for name in (expected_purchases_in(h), clv_in(h))]
+    columns = [column for column in wanted if column in values.columns]
+    if not columns or values.limit(1).count() == 0:
+        return features, version
+    return features.join(values.select(CUSTOMER_ID, *columns), CUSTOMER_ID, "left"), version

@@ -34,13 +34,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class IngestedTable:
-    """One bronze table: what was read, kept, rejected (by rule) and dropped as exact duplicates."""
+    """One bronze table: what was read, kept, rejected (by rule), and what the duplicate policy
+    (`exact`, `key` or `none`, after `auto` is resolved) dropped or kept as possible duplicates."""
 
     table: str
     written: TableWrite
     rejected: TableWrite
     report: RejectReport
+    dedupe: str
     duplicates_dropped: int
+    possible_duplicates: int  # identical lines kept (policy none): separate purchases, or not
 
 
 @dataclass(frozen=True)
@@ -112,15 +115,35 @@ def _write(
     metadata: dict,
     rejected: DataFrame,
 ) -> IngestedTable:
-    """The table's valid rows (exact duplicates dropped) and its rejects, in two commits."""
+    """The table's valid rows, duplicates handled by the policy, and its rejects, in two commits."""
     table = TRANSACTIONS if parsed.table == TRANSACTIONS.name else CUSTOMERS
-    written = write_table(
-        spark, table_ref(cfg.lake, table), parsed.valid.dropDuplicates(), user_metadata=metadata
-    )
-    duplicates = report.rows_read - report.rows_rejected - (written.rows or 0)
+    policy = dedupe_policy(cfg) if table is TRANSACTIONS else "exact"
+    valid = parsed.valid
+    if policy == "exact":
+        valid = valid.dropDuplicates()
+    elif policy == "key":
+        valid = valid.dropDuplicates(list(cfg.ingest.dedupe_key))
+    written = write_table(spark, table_ref(cfg.lake, table), valid, user_metadata=metadata)
+    dropped = report.rows_read - report.rows_rejected - (written.rows or 0)
+    possible = (written.rows or 0) - parsed.valid.distinct().count() if policy == "none" else 0
     rejects = write_table(spark, table_ref(cfg.lake, REJECTED[table.name]), rejected, user_metadata=metadata)
-    log.info("%s: %s; %s exact duplicates dropped", table.name, report.describe(), f"{duplicates:,}")
-    return IngestedTable(table.name, written, rejects, report, duplicates)
+    log.info(
+        "%s: %s; dedupe %s: %s dropped, %s identical lines kept",
+        table.name,
+        report.describe(),
+        policy,
+        f"{dropped:,}",
+        f"{possible:,}",
+    )
+    return IngestedTable(table.name, written, rejects, report, policy, dropped, possible)
+
+
+def dedupe_policy(cfg: Config) -> str:
+    """`ingest.dedupe` with `auto` resolved: without an order id, identical lines are separate
+    purchases of the same thing on the same day (CDNOW has 255 of them), so they are kept."""
+    if cfg.ingest.dedupe != "auto":
+        return cfg.ingest.dedupe
+    return "exact" if cfg.input.transactions.columns.order_id else "none"
 
 
 def _stamped(parsed: ParsedInput, ingested_at: dt.datetime) -> DataFrame:

@@ -24,8 +24,9 @@ from segmentation import plots, tracking
 from segmentation.config import Config
 from segmentation.errors import InputError
 from segmentation.evaluation import cluster_metrics, hash_sample
-from segmentation.io import read_table, table_exists, table_ref, table_version
+from segmentation.io import table_ref
 from segmentation.models import PREDICTION, SCALED, Preprocessing, build_preprocessing, scoring_model
+from segmentation.stages.features import read_customer_features
 from segmentation.sweep import (
     FitResult,
     GridPoint,
@@ -41,7 +42,7 @@ from segmentation.sweep import (
     stability,
     sweep_fraction,
 )
-from segmentation.tables import ALGORITHM, AS_OF_DATE, CUSTOMER_FEATURES, CUSTOMER_ID, K
+from segmentation.tables import ALGORITHM, CUSTOMER_FEATURES, CUSTOMER_ID, K
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class LeaderboardRow:
     algorithm: str
     k: int
     silhouette: Optional[float]
-    min_segment_share: float
+    min_segment_share: Optional[float]  # None: the fit failed (its verdict says why)
     stability: Optional[float]
     verdict: str
     run_id: str
@@ -108,15 +109,7 @@ class _Sweep:
 
 
 def run_train(cfg: Config, spark: SparkSession) -> TrainResult:
-    features_ref = table_ref(cfg.lake, CUSTOMER_FEATURES)
-    if not table_exists(spark, features_ref):
-        raise InputError(
-            f"table {CUSTOMER_FEATURES.name} does not exist at {features_ref}; run `segment features` first"
-        )
-    features_version = table_version(spark, features_ref)
-    at_date = read_table(spark, features_ref, features_version).filter(
-        F.col(AS_OF_DATE) == F.lit(cfg.features.as_of_date)
-    )
+    at_date, features_version = read_customer_features(spark, cfg)
     sweep = _prepare(cfg, at_date)
     try:
         return _tracked_sweep(cfg, sweep, features_version)
@@ -228,14 +221,7 @@ def _fit_and_log(
 ) -> tuple[list[FitResult], dict[int, str]]:
     """Every grid point fitted and logged as a child run as soon as it is done."""
     results, run_ids = [], {}
-    for result in fit_all(
-        sweep.vectors,
-        sweep.points,
-        seed=cfg.sweep.seed,
-        silhouette_max_rows=cfg.sweep.silhouette_max_rows,
-        restarts=cfg.sweep.restarts,
-        parallelism=cfg.sweep.parallelism,
-    ):
+    for result in fit_all(sweep.vectors, sweep.points, cfg.sweep):
         point = result.point
         run_ids[point.index] = tracking.log_fit(
             experiment_id=experiment_id,
@@ -244,13 +230,16 @@ def _fit_and_log(
             tags={
                 ALGORITHM: point.algorithm,
                 K: str(point.k),
-                "clusters": str(result.metrics.clusters),
+                "clusters": str(result.metrics.clusters) if result.metrics else "-",
                 "grid_index": str(point.index),
             },
             params={ALGORITHM: point.algorithm, "seed": cfg.sweep.seed, **point.params},
             metrics=result.metric_values(),
         )
         results.append(result)
+        if result.metrics is None:
+            log.warning("%-28s %s  %.1f s", point.name, result.failure, result.fit_seconds)
+            continue
         log.info(
             "%-28s silhouette %s  smallest segment %.2f%%  %.1f s",
             point.name,
@@ -272,6 +261,7 @@ def _select(cfg: Config, sweep: _Sweep, results: list[FitResult], *, run_ids: di
             seed=cfg.sweep.seed,
             sample_fraction=cfg.sweep.stability_sample,
             restarts=cfg.sweep.restarts,
+            timeout=cfg.sweep.fit_timeout_seconds,
         ),
     )
     client = MlflowClient()
@@ -327,7 +317,9 @@ def _refit_on_everyone(cfg: Config, sweep: _Sweep, champion: FitResult) -> Pipel
     seed, features = cfg.sweep.seed, sweep.features
     prepared = build_preprocessing(features, cfg.model.feature_columns, sweep.preprocessing).fit(features)
     vectors = prepared.transform(features).select(CUSTOMER_ID, SCALED)
-    clustering = fit_best(vectors, champion.point, seed=seed, restarts=cfg.sweep.restarts)
+    clustering = fit_best(
+        vectors, champion.point, seed=seed, restarts=cfg.sweep.restarts, timeout=cfg.sweep.fit_timeout_seconds
+    )
     refit = cluster_metrics(
         clustering.transform(vectors),
         SCALED,
@@ -359,7 +351,7 @@ def _leaderboard_row(row: dict[str, Any]) -> LeaderboardRow:
         algorithm=row[ALGORITHM],
         k=row[K],
         silhouette=row.get("silhouette"),
-        min_segment_share=row["min_segment_share"],
+        min_segment_share=row.get("min_segment_share"),
         stability=row["stability"],
         verdict=row["verdict"],
         run_id=row["run_id"],
