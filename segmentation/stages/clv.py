@@ -73,7 +73,7 @@ log = logging.getLogger(__name__)
 BG_NBD_PARAMETERS = ("r", "alpha", "a", "b")
 GAMMA_GAMMA_PARAMETERS = ("p", "q", "v")
 _HOLDOUT, _PREDICTED, _FREQUENCY_BIN = "_holdout_purchases", "_predicted_purchases", "_frequency_bin"
-_DAY = "_day"
+_DAY, _ABSOLUTE_ERROR = "_day", "_absolute_error"
 _TRACKING_POINTS = 52  # at most this many points on the tracking curve
 _FREQUENCY_CAP = 7  # calibration frequencies 7 and above share one bin, as in the paper's figure
 
@@ -253,25 +253,19 @@ def _holdout(
     # Orders after the as-of date of the customers known at it: all of them are repeat purchases.
     known_later = later.join(summary.select(CUSTOMER_ID), CUSTOMER_ID, "left_semi")
     actual = known_later.groupBy(CUSTOMER_ID).agg(F.count(F.lit(1)).alias(_HOLDOUT))
-    per_customer = (
-        summary.join(actual, CUSTOMER_ID, "left")
-        .select(
-            F.least(F.col(REPEAT_PURCHASES), F.lit(_FREQUENCY_CAP)).alias(_FREQUENCY_BIN),
-            F.coalesce(F.col(_HOLDOUT), F.lit(0)).alias(_HOLDOUT),
-            expected_purchases_column(bg_nbd.params, periods).alias(_PREDICTED),
-        )
-        .persist(StorageLevel.MEMORY_AND_DISK)
+    # One pass: the bins' counts, means and absolute errors come from a single aggregation.
+    per_customer = summary.join(actual, CUSTOMER_ID, "left").select(
+        F.least(F.col(REPEAT_PURCHASES), F.lit(_FREQUENCY_CAP)).alias(_FREQUENCY_BIN),
+        F.coalesce(F.col(_HOLDOUT), F.lit(0)).alias(_HOLDOUT),
+        expected_purchases_column(bg_nbd.params, periods).alias(_PREDICTED),
     )
-    try:
-        bins = per_customer.groupBy(_FREQUENCY_BIN).agg(
-            F.count(F.lit(1)).alias(CUSTOMER_COUNT),
-            F.avg(_PREDICTED).alias(_PREDICTED),
-            F.avg(_HOLDOUT).alias(_HOLDOUT),
-            F.sum(F.abs(F.col(_PREDICTED) - F.col(_HOLDOUT))).alias(_DAY),
-        )
-        rows = sorted(bins.collect(), key=lambda row: row[_FREQUENCY_BIN])
-    finally:
-        per_customer.unpersist()
+    bins = per_customer.groupBy(_FREQUENCY_BIN).agg(
+        F.count(F.lit(1)).alias(CUSTOMER_COUNT),
+        F.avg(_PREDICTED).alias(_PREDICTED),
+        F.avg(_HOLDOUT).alias(_HOLDOUT),
+        F.sum(F.abs(F.col(_PREDICTED) - F.col(_HOLDOUT))).alias(_ABSOLUTE_ERROR),
+    )
+    rows = sorted(bins.collect(), key=lambda row: row[_FREQUENCY_BIN])
     customers = sum(row[CUSTOMER_COUNT] for row in rows)
     times, predicted = _predicted_tracking(summary, bg_nbd, periods=periods)
     actual_by_day = dict(
@@ -284,7 +278,7 @@ def _holdout(
         periods=periods,
         predicted_total=float(sum(row[_PREDICTED] * row[CUSTOMER_COUNT] for row in rows)),
         actual_total=int(cumulative_days[-1]) if holdout_days else 0,
-        mean_absolute_error=sum(row[_DAY] for row in rows) / customers,
+        mean_absolute_error=sum(row[_ABSOLUTE_ERROR] for row in rows) / customers,
         cumulative_predicted=tuple(predicted),
         cumulative_actual=tuple(int(cumulative_days[day - 1]) for day in checkpoints),
         by_frequency=tuple(

@@ -31,6 +31,8 @@ from segmentation.tables import CUSTOMERS, INGESTED_AT, REJECTED, TRANSACTIONS
 
 log = logging.getLogger(__name__)
 
+_BRONZE = {TRANSACTIONS.name: TRANSACTIONS, CUSTOMERS.name: CUSTOMERS}
+
 
 @dataclass(frozen=True)
 class IngestedTable:
@@ -75,11 +77,10 @@ def run_ingest(cfg: Config, spark: SparkSession) -> IngestResult:
         checked.append((customers, check_rejects(customers, CUSTOMER_RULES, max_share)))
 
     ingested_at = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    tables = {TRANSACTIONS.name: TRANSACTIONS, CUSTOMERS.name: CUSTOMERS}
     refs = [
         table_ref(cfg.lake, table)
         for parsed, _ in checked
-        for table in (tables[parsed.table], REJECTED[parsed.table])
+        for table in (_BRONZE[parsed.table], REJECTED[parsed.table])
     ]
     ingested = []
     with all_or_nothing(spark, refs):
@@ -116,7 +117,7 @@ def _write(
     rejected: DataFrame,
 ) -> IngestedTable:
     """The table's valid rows, duplicates handled by the policy, and its rejects, in two commits."""
-    table = TRANSACTIONS if parsed.table == TRANSACTIONS.name else CUSTOMERS
+    table = _BRONZE[parsed.table]
     policy = dedupe_policy(cfg) if table is TRANSACTIONS else "exact"
     valid = parsed.valid
     if policy == "exact":
