@@ -19,7 +19,7 @@ SCALE       ?= 100k
 CHROMIUM    := /usr/bin/chromium
 SUDO        := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup run test lint format docs clean mlflow-ui cluster-demo wheel bench
+.PHONY: setup run test test-faults lint format docs clean mlflow-ui cluster-demo wheel bench
 
 setup: $(VENV)/.installed $(DELTA_JARS) $(CHROMIUM)
 
@@ -39,13 +39,21 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium
 
+# The generated customers are named here: the shipped default reads no customers table, so a
+# user who maps only their own transactions never gets the synthetic customers joined in.
 run: setup
 	$(SEGMENT) generate $(ARGS)
-	$(SEGMENT) pipeline $(ARGS)
+	$(SEGMENT) pipeline $(ARGS) --set input.customers.path=data/generated/customers
 
 # The tests, and every docstring example of the library as a doctest (pyproject.toml).
 test: setup
 	$(BIN)/pytest -q tests segmentation
+
+# The fault-injection suite alone, with more trials: SIGKILL of ingest, features and assign at
+# seeded random moments, then a re-run (tests/faults/test_kill.py); `make test` runs 2 per stage.
+FAULT_TRIALS ?= 8
+test-faults: setup
+	FAULT_TRIALS=$(FAULT_TRIALS) $(BIN)/pytest -q -s tests/faults
 
 # The pipeline under spark-submit on a standalone master and two workers on 127.0.0.1
 # (deploy/standalone_cluster.py); everything it writes goes under ./cluster-demo.

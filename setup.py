@@ -38,6 +38,7 @@ setup(
         "spark": [f"pyspark=={PYSPARK_VERSION}", f"delta-spark=={DELTA_VERSION}"],
         "dev": [
             "pytest==8.4.2",
+            "pytest-timeout==2.4.0",
             "hypothesis==6.140.2",
             "ruff==0.13.3",
             "scikit-learn==1.7.2",

@@ -43,6 +43,7 @@ HOST = "127.0.0.1"
 # folder, say) can end up in it.
 WHEEL_SOURCES = ("setup.py", "pyproject.toml", "conf", "segmentation")
 JOB_SCRIPTS = ("jobs/generate_data.py", "jobs/pipeline.py")
+JOB_TIMEOUT_SECONDS = 3600  # one spark-submit job; a hung one fails the demo instead of stalling it
 
 
 def free_port() -> int:
@@ -181,6 +182,7 @@ def build_wheel(dest: Path) -> Path:
             ],
             cwd=sources,
             check=True,
+            timeout=600,
         )
     (wheel,) = dest.glob("customer_segmentation-*.whl")
     return wheel
@@ -248,7 +250,15 @@ def run_demo(root: Path, customers: int, *, extra_overrides: list[str], maven_re
         for script in JOB_SCRIPTS:
             command = submit_command(cluster.master_url, wheel, jars, script=script, job_args=args)
             print("$ " + shlex.join(command), flush=True)
-            job = subprocess.run(command, check=True, cwd=root, env=env, stdout=subprocess.PIPE, text=True)
+            job = subprocess.run(
+                command,
+                check=True,
+                cwd=root,
+                env=env,
+                stdout=subprocess.PIPE,
+                text=True,
+                timeout=JOB_TIMEOUT_SECONDS,
+            )
             print(job.stdout, flush=True)
             job_output[script] = job.stdout
         apps = sorted(cluster.state()["completedapps"], key=lambda app: app["starttime"])

@@ -33,9 +33,9 @@ from pyspark.sql import functions as F
 from segmentation import plots
 from segmentation.cli import matrix_lines, segment_table
 from segmentation.config import load_config
-from segmentation.history import previous_assignment_id
-from segmentation.io import read_assignments, read_table, table_exists, table_ref
+from segmentation.io import read_table, table_exists, table_ref
 from segmentation.profiles import SegmentSummary
+from segmentation.publish import previous_run, published_rows, read_assignments
 from segmentation.report import HEADLINE_FEATURES
 from segmentation.spark import get_spark
 from segmentation.stages.history import run_history, summarize_migration
@@ -124,18 +124,19 @@ def show_figure(figure: Figure, name: str) -> None:
 # MAGIC ## The assignment
 # MAGIC
 # MAGIC `segment_assignments` holds one row per customer and assignment; `segment_profiles` one
-# MAGIC row per segment and assignment, with the lineage of the model that scored it. The
-# MAGIC previous assignment is the one assigned most recently before this one, the one segment
-# MAGIC identities were matched against.
+# MAGIC row per segment and assignment, with the lineage of the model that scored it. Both may
+# MAGIC hold slices of runs still writing or killed; `published_rows` keeps the published ones
+# MAGIC (`segment_runs`). The previous assignment is the one published before this one.
 
 # COMMAND ----------
 
 assignment_id, assignments = read_assignments(spark, cfg.lake, assignment_id=assignment_id)
-all_profiles = read_table(spark, table_ref(cfg.lake, SEGMENT_PROFILES))
+all_profiles = published_rows(spark, cfg.lake, SEGMENT_PROFILES)
 profiles = all_profiles.filter(F.col(ASSIGNMENT_ID) == F.lit(assignment_id)).orderBy(SEGMENT_ID)
 profile_rows = profiles.collect()  # one row per segment
 first = profile_rows[0]
-previous_id = previous_assignment_id(all_profiles, first[ASSIGNED_AT])
+previous = previous_run(spark, cfg.lake, assignment_id)
+previous_id = previous.assignment_id if previous is not None else None
 customers = sum(p[CUSTOMER_COUNT] for p in profile_rows)
 print(
     "\n".join(
@@ -273,7 +274,7 @@ show(
 # MAGIC %md
 # MAGIC ## Sizes over time
 # MAGIC
-# MAGIC Every assignment version: the Delta commits of `segment_assignments` that wrote one, then
+# MAGIC Every published assignment (`segment_runs`, as `segment history` lists them), then
 # MAGIC customers per segment in each assignment (from `segment_profiles`), ordered by the
 # MAGIC as-of date of the features and then by when it was assigned.
 

@@ -102,11 +102,19 @@ COMMANDS: dict[str, Command] = {
     "report": Command(
         run_report, "write the HTML report of an assignment and log it to MLflow", (ASSIGNMENT,)
     ),
-    "history": Command(run_history, "list the assignment versions of segment_assignments"),
+    "history": Command(run_history, "list the published assignments (segment_runs)"),
     "show": Command(
         run_show,
-        "summarise one assignment, by id or by Delta version (time travel)",
-        (ASSIGNMENT, Option("--version", "a Delta version of segment_assignments", dest="version", type=int)),
+        "summarise one published assignment, by id or by the Delta version that committed it",
+        (
+            ASSIGNMENT,
+            Option(
+                "--version",
+                "the Delta version of segment_assignments that committed an assignment (segment history)",
+                dest="version",
+                type=int,
+            ),
+        ),
     ),
     "diff": Command(
         run_diff,
@@ -369,15 +377,15 @@ def _report_lines(result: ReportResult) -> list[str]:
 
 def _history_lines(result: HistoryResult) -> list[str]:
     if not result.versions:
-        return [f"no assignments yet in {result.location}; run `segment assign`"]
+        return [f"no published assignment yet in {result.location}; run `segment assign`"]
     lines = [
-        f"{'delta version':>13}  {'written (UTC)':<19}  {'assignment_id':<44} {'model':<28} "
+        f"{'delta version':>13}  {'published (UTC)':<19}  {'assignment_id':<44} {'model':<28} "
         f"{'as of':<10} {'customers':>10}"
     ]
     for v in result.versions:
         lines.append(
             f"{v.version:>13}  {v.timestamp:%Y-%m-%d %H:%M:%S}  {v.assignment_id:<44} "
-            f"{v.model_name + ' v' + str(v.model_version):<28} {v.as_of_date:<10} {v.customers:>10,}"
+            f"{v.model_name + ' v' + str(v.model_version):<28} {v.as_of_date!s:<10} {v.customers:>10,}"
         )
     return lines
 

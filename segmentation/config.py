@@ -150,6 +150,8 @@ class SparkConfig(_Section):
     extra_conf: dict[str, str] = Field({}, description="Further Spark settings, `name: value`, set as given.")
 
 
+_INTERVAL = r"^interval [1-9][0-9]* (hours|days|weeks)$"
+
 with warnings.catch_warnings():
     # The key `schema` shadows BaseModel's deprecated `schema()` classmethod, which nothing here uses.
     warnings.filterwarnings("ignore", message='Field name "schema"', category=UserWarning)
@@ -163,6 +165,18 @@ with warnings.catch_warnings():
         )
         schema: Optional[str] = Field(
             None, description="With `catalog`: tables are metastore tables `catalog.schema.table`."
+        )
+        log_retention: str = Field(
+            "interval 30 days",
+            pattern=_INTERVAL,
+            description="`delta.logRetentionDuration` of every table: how long time travel reaches "
+            "back. Nothing the project reads depends on it (segment_runs is the catalog of assignments).",
+        )
+        deleted_file_retention: str = Field(
+            "interval 7 days",
+            pattern=_INTERVAL,
+            description="`delta.deletedFileRetentionDuration` of every table: the files VACUUM must "
+            "keep; a reader or writer running longer than this may fail after a VACUUM.",
         )
 
 
@@ -266,6 +280,12 @@ class IngestConfig(_Section):
     )
     max_reject_share: Share = Field(
         0.05, description="A run fails, writing nothing, when more than this share of rows is rejected."
+    )
+    max_order_ts: Optional[dt.datetime] = Field(
+        None,
+        description="Transactions dated after this instant (UTC) are rejected as clock errors; null: "
+        "the run's start. Transactions after features.as_of_date are kept: features and CLV select "
+        "by their own as-of date, and a holdout needs the later ones.",
     )
     pii_salt: Optional[str] = Field(
         None, description="Salt for hashing PII when the environment variable is unset; prefer the variable."

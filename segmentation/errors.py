@@ -15,3 +15,11 @@ class InputError(SegmentationError):
 
 class SchemaError(SegmentationError):
     """A frame does not match the schema of the table it is written to (`segmentation.tables`)."""
+
+
+class ConflictError(SegmentationError):
+    """Concurrent runs kept committing to the same table first; re-running is safe."""
+
+
+class StoreError(SegmentationError):
+    """The MLflow tracking or registry store cannot be reached or written."""

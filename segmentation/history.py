@@ -1,5 +1,4 @@
-"""Change between assignment versions: migration matrices, the assignment a report compares
-with, and the list of assignment versions from the Delta commit log."""
+"""Change between assignments: migration matrices and their summary."""
 
 from __future__ import annotations
 
@@ -10,8 +9,6 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from segmentation.tables import (
-    ASSIGNED_AT,
-    ASSIGNMENT_ID,
     CUSTOMER_COUNT,
     CUSTOMER_ID,
     FROM_SEGMENT_ID,
@@ -97,27 +94,5 @@ class MigrationSummary:
         return missing if segment is None else f"{segment} {self.names[segment]}"
 
 
-def previous_assignment_id(profiles: DataFrame, assigned_at: Any) -> Optional[str]:
-    """The assignment made most recently before `assigned_at`, the one a report compares with;
-    `profiles` is `segment_profiles` (k rows per assignment)."""
-    previous = (
-        profiles.filter(F.col(ASSIGNED_AT) < F.lit(assigned_at))
-        .groupBy(ASSIGNMENT_ID)
-        .agg(F.max(ASSIGNED_AT).alias(ASSIGNED_AT))
-        .orderBy(F.desc(ASSIGNED_AT), F.desc(ASSIGNMENT_ID))
-        .first()
-    )
-    return previous[ASSIGNMENT_ID] if previous is not None else None
-
-
 def _none_last(value: Optional[int]) -> tuple[bool, int]:
     return (value is None, value or 0)
-
-
-def assignment_versions(commits: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The commits of `segment_assignments` that wrote an assignment, oldest first."""
-    return [
-        {"version": c["version"], "timestamp": c["timestamp"], **c["user_metadata"]}
-        for c in commits
-        if c["user_metadata"].get("stage") == "assign"
-    ]

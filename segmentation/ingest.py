@@ -24,6 +24,7 @@ from segmentation.tables import (
     CUSTOMER_ID,
     CUSTOMERS,
     GENDER,
+    MALFORMED_ROW,
     ORDER_ID,
     ORDER_TS,
     QUANTITY,
@@ -75,6 +76,7 @@ class ParsedInput:
     valid: DataFrame
     rejected: DataFrame
     parsed: DataFrame
+    source: str = ""  # file or table read, for messages
 
 
 @dataclass(frozen=True)
@@ -125,9 +127,10 @@ def select_canonical(
     source: str,
     extra_columns: tuple[str, ...] = (),
 ) -> DataFrame:
-    """Rename source columns to canonical names; a missing required column is a contract error."""
-    available = set(raw.columns)
-    selected = []
+    """Rename source columns to canonical names; a missing required column is a contract error.
+    CSV's `MALFORMED_ROW` passes through, for `parse_canonical` to reject those rows."""
+    available = set(raw.columns) - {MALFORMED_ROW}
+    selected = [F.col(MALFORMED_ROW)] if MALFORMED_ROW in raw.columns else []
     for rule in rules:
         source_column = mapping.get(rule.name)
         if source_column and source_column in available:
@@ -151,27 +154,40 @@ def parse_canonical(
     rules: tuple[ColumnRule, ...],
     *,
     table: str,
+    source: str = "",
     formats: Optional[dict[str, Optional[str]]] = None,
     row_rules: tuple[tuple[str, Column], ...] = (),
 ) -> ParsedInput:
     """Type every canonical column and give each bad row its first broken rule as `reject_reason`.
 
-    `row_rules` are extra (reason, condition-on-parsed-columns) checks, tried after parsing.
+    Before the columns' own rules: a CSV row whose field count differs from the header. Per
+    column: missing (required), text that is not valid UTF-8 (the reader decoded it to U+FFFD),
+    unparseable, and for numbers NaN or infinite (`NaN`, `Infinity`, `1e309`). `row_rules` are
+    extra (reason, condition-on-parsed-columns) checks, tried after parsing.
     """
     formats = formats or {}
     dtypes = dict(canonical.dtypes)
-    passthrough = [column for column in canonical.columns if column not in {rule.name for rule in rules}]
+    own = {rule.name for rule in rules} | {MALFORMED_ROW}
+    passthrough = [column for column in canonical.columns if column not in own]
     parsed_columns, reasons = [], []
+    if MALFORMED_ROW in canonical.columns:
+        parsed_columns.append(F.col(MALFORMED_ROW))
+        reasons.append(
+            (F.col(MALFORMED_ROW).isNotNull(), "malformed row: its field count differs from the header")
+        )
     for rule in rules:
         raw_value = F.col(rule.name)
         parsed = _parse(raw_value, rule.kind, dtype=dtypes[rule.name], fmt=formats.get(rule.kind))
         raw_string = F.nullif(F.trim(raw_value.cast("string")), F.lit(""))
         parsed_columns += [parsed.alias(rule.name), raw_string.alias(rule.name + _RAW)]
+        raw_column, value = F.col(rule.name + _RAW), F.col(rule.name)
         if rule.required:
-            reasons.append((F.col(rule.name + _RAW).isNull(), f"missing {rule.name}"))
-        reasons.append(
-            (F.col(rule.name + _RAW).isNotNull() & F.col(rule.name).isNull(), f"unparseable {rule.name}")
-        )
+            reasons.append((raw_column.isNull(), f"missing {rule.name}"))
+        reasons.append((raw_column.contains("\ufffd"), f"invalid UTF-8 text in {rule.name}"))
+        reasons.append((raw_column.isNotNull() & value.isNull(), f"unparseable {rule.name}"))
+        if rule.kind == "double":
+            infinite = F.isnan(value) | (F.abs(value) == F.lit(float("inf")))
+            reasons.append((value.isNotNull() & infinite, f"non-finite {rule.name}"))
     reasons += [(condition, reason) for reason, condition in row_rules]
     parsed = canonical.select(*parsed_columns, *passthrough)
     reject_reason = F.lit(None).cast("string")
@@ -185,7 +201,7 @@ def parse_canonical(
         *[F.col(column).cast("string") for column in passthrough],
         REJECT_REASON,
     )
-    return ParsedInput(table=table, valid=valid, rejected=rejected, parsed=parsed)
+    return ParsedInput(table=table, valid=valid, rejected=rejected, parsed=parsed, source=source)
 
 
 def check_rejects(
@@ -205,7 +221,7 @@ def check_rejects(
     )
     rows_read = sum(row["rows"] for row in grouped)
     if rows_read == 0:
-        raise InputError(f"table {parsed_input.table}: the input has no rows")
+        raise InputError(f"table {parsed_input.table}: the input {parsed_input.source} has no rows")
     for name, condition in failed.items():
         present = sum(row[f"present_{name}"] or 0 for row in grouped)
         failures = sum(row[f"failed_{name}"] or 0 for row in grouped)
@@ -230,20 +246,37 @@ def check_rejects(
     return report
 
 
+EARLIEST_ORDER_DATE = dt.datetime(1900, 1, 1)
+
+
 def parse_transactions(
-    raw: DataFrame, input_cfg: TransactionsInput, *, as_of_date: dt.date, source: str
+    raw: DataFrame, input_cfg: TransactionsInput, *, max_order_ts: dt.datetime, source: str
 ) -> ParsedInput:
-    """Canonical, typed transactions; rows dated after `as_of_date` are rejected."""
+    """Canonical, typed transactions. Rows dated after `max_order_ts` (a clock error: the
+    future of the run) or before 1900 are rejected; rows after the features' as-of date are
+    kept, since features, CLV and holdouts each select by their own date."""
     canonical = select_canonical(
         raw, _mapping(input_cfg.columns), TRANSACTION_RULES, table=TRANSACTIONS.name, source=source
     )
-    after_as_of = F.to_date(F.col(ORDER_TS)) > F.lit(as_of_date)
+    if max_order_ts.tzinfo is not None:  # the session's time zone is UTC
+        max_order_ts = max_order_ts.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    latest = max_order_ts.replace(microsecond=0)
     return parse_canonical(
         canonical,
         TRANSACTION_RULES,
         table=TRANSACTIONS.name,
+        source=source,
         formats={"timestamp": input_cfg.timestamp_format},
-        row_rules=((f"{ORDER_TS} after as_of_date {as_of_date.isoformat()}", after_as_of),),
+        row_rules=(
+            (
+                f"{ORDER_TS} after ingest.max_order_ts {latest.isoformat(sep=' ')}",
+                F.col(ORDER_TS) > F.lit(latest),
+            ),
+            (
+                f"{ORDER_TS} before {EARLIEST_ORDER_DATE.isoformat(sep=' ')}",
+                F.col(ORDER_TS) < F.lit(EARLIEST_ORDER_DATE),
+            ),
+        ),
     )
 
 
@@ -262,6 +295,7 @@ def parse_customers(raw: DataFrame, input_cfg: CustomersInput, source: str) -> P
         canonical,
         CUSTOMER_RULES,
         table=CUSTOMERS.name,
+        source=source,
         formats={"date": input_cfg.date_format},
         row_rules=((f"conflicting duplicate {CUSTOMER_ID}", copies > 1),),
     )

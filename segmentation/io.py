@@ -13,21 +13,34 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterator
+import random
+import re
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
 
+from delta.exceptions import (
+    ConcurrentAppendException,
+    ConcurrentDeleteDeleteException,
+    ConcurrentDeleteReadException,
+    ConcurrentTransactionException,
+    ConcurrentWriteException,
+    DeltaConcurrentModificationException,
+    MetadataChangedException,
+    ProtocolChangedException,
+)
 from delta.tables import DeltaTable
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from segmentation.config import CustomersInput, LakeConfig, TransactionsInput
-from segmentation.errors import InputError, SchemaError
+from segmentation.errors import ConflictError, InputError, SchemaError
 from segmentation.tables import (
-    ASSIGNMENT_ID,
     IS_CURRENT,
-    SEGMENT_ASSIGNMENTS,
+    MALFORMED_ROW,
     VALID_FROM,
     VALID_TO,
     Table,
@@ -40,6 +53,22 @@ log = logging.getLogger(__name__)
 SourceInput = TransactionsInput | CustomersInput
 
 _NOT_NULL_VIOLATED = "DELTA_NOT_NULL_CONSTRAINT_VIOLATED"
+_CHECK_VIOLATED = "DELTA_VIOLATE_CONSTRAINT_WITH_VALUES"
+# Delta's commit conflicts (optimistic concurrency): the classes delta-spark raises in classic
+# mode, and the error class prefix a Spark Connect client sees.
+_CONFLICTS = (
+    DeltaConcurrentModificationException,
+    ConcurrentWriteException,
+    MetadataChangedException,
+    ProtocolChangedException,
+    ConcurrentAppendException,
+    ConcurrentDeleteReadException,
+    ConcurrentDeleteDeleteException,
+    ConcurrentTransactionException,
+)
+_CONFLICT_CONDITION = "DELTA_CONCURRENT"
+CONFLICT_ATTEMPTS = 6
+_Result = TypeVar("_Result")
 _MISSING_PATH_CONDITIONS = ("PATH_NOT_FOUND", "DELTA_PATH_DOES_NOT_EXIST", "DELTA_MISSING_DELTA_TABLE")
 
 
@@ -50,6 +79,8 @@ class TableRef:
     table: Table
     path: Optional[str] = None
     name: Optional[str] = None
+    # Delta table properties set at creation and kept up to date (retention, from `lake.*`).
+    properties: tuple[tuple[str, str], ...] = ()
 
     @property
     def label(self) -> str:
@@ -82,11 +113,17 @@ def resolve_path(path: str) -> str:
 
 
 def table_ref(lake: LakeConfig, table: Table) -> TableRef:
+    properties = (
+        ("delta.logRetentionDuration", lake.log_retention),
+        ("delta.deletedFileRetentionDuration", lake.deleted_file_retention),
+    )
     if lake.catalog and lake.schema:
-        return TableRef(table=table, name=f"{lake.catalog}.{lake.schema}.{table.name}")
+        return TableRef(table=table, name=f"{lake.catalog}.{lake.schema}.{table.name}", properties=properties)
     if lake.catalog or lake.schema:
         raise InputError("lake.catalog and lake.schema must be set together (or neither)")
-    return TableRef(table=table, path=f"{resolve_path(lake.root).rstrip('/')}/{table.name}")
+    return TableRef(
+        table=table, path=f"{resolve_path(lake.root).rstrip('/')}/{table.name}", properties=properties
+    )
 
 
 def _delta_table(spark: SparkSession, ref: TableRef) -> DeltaTable:
@@ -152,22 +189,111 @@ def read_table(spark: SparkSession, ref: TableRef, version: Optional[int] = None
 
 
 def ensure_table(spark: SparkSession, ref: TableRef) -> None:
-    """Create the table with its declared schema (keys NOT NULL) and partitioning, once.
+    """Create the table with its declared schema (keys NOT NULL), partitioning, CHECK
+    constraints and properties, once; bring an existing table's columns, constraints and
+    properties up to the contract.
 
     Creating it before the first write, rather than letting the first write infer it, is what
-    puts the contract into the table: Delta then rejects a null key from any writer.
+    puts the contract into the table: Delta then rejects a null key or a row breaking a CHECK
+    constraint from any writer, not only this code.
     """
     table = ref.table
-    if table_exists(spark, ref):
-        _add_missing_columns(spark, ref)
-        return
-    partitioning = (
-        f" PARTITIONED BY ({', '.join(f'`{c}`' for c in table.partitioned_by)})"
-        if table.partitioned_by
-        else ""
-    )
-    with _commit_metadata(spark, {"stage": "create", "table": table.name}):
-        spark.sql(f"CREATE TABLE IF NOT EXISTS {ref.sql} ({ddl(table.schema)}) USING DELTA{partitioning}")
+    if not table_exists(spark, ref):
+        partitioning = (
+            f" PARTITIONED BY ({', '.join(f'`{c}`' for c in table.partitioned_by)})"
+            if table.partitioned_by
+            else ""
+        )
+        # CHECK constraints go in as the properties Delta keeps them in, so that creating the
+        # table stays one commit (ALTER TABLE ADD CONSTRAINT would add one per constraint).
+        declared = [*ref.properties, *((f"delta.constraints.{n.lower()}", e) for n, e in table.checks)]
+        settings = ", ".join(f"'{k}' = '{_sql_string(v)}'" for k, v in declared)
+        properties = f" TBLPROPERTIES ({settings})" if declared else ""
+        with _commit_metadata(spark, {"stage": "create", "table": table.name}), _conflicts_tolerated():
+            spark.sql(
+                f"CREATE TABLE IF NOT EXISTS {ref.sql} ({ddl(table.schema)}) USING DELTA{partitioning}"
+                f"{properties}"
+            )
+    _add_missing_columns(spark, ref)
+    _add_missing_constraints(spark, ref)
+
+
+def _sql_string(value: str) -> str:
+    """`value` inside a single-quoted SQL string literal."""
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _table_properties(spark: SparkSession, ref: TableRef) -> dict[str, str]:
+    return {row["key"]: row["value"] for row in spark.sql(f"SHOW TBLPROPERTIES {ref.sql}").collect()}
+
+
+def _add_missing_constraints(spark: SparkSession, ref: TableRef) -> None:
+    """CHECK constraints of the contract the table lacks, and properties that differ.
+
+    Adding a constraint checks the rows already there; a table holding a row that breaks it
+    is a `SchemaError` naming the table and the rule."""
+    present = _table_properties(spark, ref)
+    changed = {k: v for k, v in ref.properties if present.get(k) != v}
+    if changed:
+        settings = ", ".join(f"'{k}' = '{v}'" for k, v in changed.items())
+        with _commit_metadata(spark, {"stage": "evolve", "table": ref.label}), _conflicts_tolerated():
+            spark.sql(f"ALTER TABLE {ref.sql} SET TBLPROPERTIES ({settings})")
+    for name, expression in ref.table.checks:
+        if f"delta.constraints.{name.lower()}" in present:
+            continue
+        with _commit_metadata(spark, {"stage": "evolve", "table": ref.label}), _conflicts_tolerated():
+            try:
+                spark.sql(f"ALTER TABLE {ref.sql} ADD CONSTRAINT {name} CHECK ({expression})")
+            except AnalysisException as exc:
+                if "already exists" in str(exc).lower():
+                    continue  # a concurrent run added it first
+                raise SchemaError(
+                    f"table {ref.label} at {ref}: rows already in it break the CHECK constraint "
+                    f"{name} ({expression}): {str(exc).splitlines()[0]}"
+                ) from None
+
+
+@contextlib.contextmanager
+def _conflicts_tolerated() -> Iterator[None]:
+    """Creating or evolving a table another run is creating or evolving at the same instant:
+    its commit did what ours would have, so a conflict here is not an error."""
+    try:
+        yield
+    except Exception as exc:
+        if not is_conflict(exc):
+            raise
+        log.info("concurrent change to a table's definition, kept: %s", str(exc).splitlines()[0])
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """A Delta commit conflict: another transaction committed first."""
+    return isinstance(exc, _CONFLICTS) or _CONFLICT_CONDITION in str(exc)
+
+
+def with_conflict_retries(
+    ref: TableRef, commit: Callable[[], _Result], *, attempts: int = CONFLICT_ATTEMPTS
+) -> _Result:
+    """Run `commit` (one Delta commit that is safe to repeat: it recomputes what it writes from
+    the table as it then is) and repeat it after a conflict, with bounded exponential backoff.
+
+    Out of attempts: a `ConflictError` naming the table and saying to re-run."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return commit()
+        except Exception as exc:
+            if not is_conflict(exc):
+                raise
+            if attempt == attempts:
+                raise ConflictError(
+                    f"table {ref.label} at {ref}: a concurrent run committed first {attempts} times "
+                    f"({str(exc).splitlines()[0]}); nothing of this commit was written: re-run"
+                ) from None
+            delay = min(30.0, 0.5 * 2**attempt) * (0.5 + random.random())  # jitter, not data: no seed
+            log.warning(
+                "table %s: commit conflict, retrying in %.1f s (%d/%d)", ref.label, delay, attempt, attempts
+            )
+            time.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 def _add_missing_columns(spark: SparkSession, ref: TableRef) -> None:
@@ -184,7 +310,7 @@ def _add_missing_columns(spark: SparkSession, ref: TableRef) -> None:
             "it was written by an incompatible version: move it aside and re-run the stage that writes it"
         )
     columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in missing)
-    with _commit_metadata(spark, {"stage": "evolve", "table": ref.label}):
+    with _commit_metadata(spark, {"stage": "evolve", "table": ref.label}), _conflicts_tolerated():
         spark.sql(f"ALTER TABLE {ref.sql} ADD COLUMNS ({columns})")
 
 
@@ -195,38 +321,133 @@ def write_table(
     *,
     user_metadata: dict[str, Any],
     replace_where: Optional[str] = None,
+    append: bool = False,
 ) -> TableWrite:
     """One Delta commit replacing the table's rows, or with `replace_where` only that slice,
-    atomically. The frame is checked against the table's schema first; a frame that breaks it
-    (or a null key, which Delta rejects) raises `SchemaError` and the table is unchanged."""
-    check_frame(ref.table, frame.schema)
+    or with `append` adding them (a blind append, which no concurrent commit conflicts with).
+    The frame is checked against the table's schema first; a frame that breaks it (or a null
+    key or a CHECK constraint, which Delta enforces) raises `SchemaError`, the table unchanged.
+    A commit conflict is retried (`with_conflict_retries`): the write is idempotent."""
+    check_writable(spark, ref, frame.schema)
     ensure_table(spark, ref)
+    metadata = json.dumps(user_metadata, sort_keys=True, default=str)
     writer = (
-        frame.write.format("delta")
-        .mode("overwrite")
-        .option("userMetadata", json.dumps(user_metadata, sort_keys=True, default=str))
+        frame.write.format("delta").mode("append" if append else "overwrite").option("userMetadata", metadata)
     )
     if replace_where:
         writer = writer.option("replaceWhere", replace_where)
     if ref.table.extensible:
         writer = writer.option("mergeSchema", "true")
-    with _schema_errors(ref):
-        if ref.path:
-            writer.save(ref.path)
-        else:
-            writer.saveAsTable(ref.name)
-    commit = last_commit(spark, ref)
-    rows = commit["metrics"].get("numOutputRows")
-    return TableWrite(ref.label, str(ref), commit["version"], int(rows) if rows is not None else None)
+
+    def commit() -> None:
+        with _schema_errors(ref):
+            if ref.path:
+                writer.save(ref.path)
+            else:
+                writer.saveAsTable(ref.name)
+
+    with_conflict_retries(ref, commit)
+    return _written_by(spark, ref, metadata)
+
+
+def check_writable(spark: SparkSession, ref: TableRef, schema: T.StructType) -> None:
+    """`SchemaError` unless rows of `schema` can be written to the table: the contract
+    (`check_frame`) and, on an extensible table, no column the config adds that an earlier
+    run wrote with another type (Delta would fail the merge mid-run instead). A stage that
+    writes several tables checks them all before its first write."""
+    check_frame(ref.table, schema)
+    if not ref.table.extensible or not table_exists(spark, ref):
+        return
+    held = {f.name: f.dataType for f in read_table(spark, ref).schema.fields}
+    for field in schema.fields:
+        before = held.get(field.name)
+        if before is not None and field.name not in ref.table.columns and before != field.dataType:
+            raise SchemaError(
+                f"table {ref.label}: column {field.name!r} is {field.dataType.simpleString()} in this "
+                f"input, the table holds {before.simpleString()} from earlier runs; cast it in the "
+                "source or move the table aside; nothing was written"
+            )
+
+
+def _written_by(spark: SparkSession, ref: TableRef, metadata: str) -> TableWrite:
+    """Our commit among the latest few: another run may have committed right after it."""
+    rows = (
+        _delta_table(spark, ref)
+        .history(20)
+        .filter(F.col("userMetadata") == F.lit(metadata))
+        .select("version", "operationMetrics")
+        .orderBy(F.desc("version"))
+        .first()
+    )
+    if rows is None:  # older than the last 20 commits: report the latest
+        commit = last_commit(spark, ref)
+        version, metrics = commit["version"], commit["metrics"]
+    else:
+        version, metrics = rows["version"], dict(rows["operationMetrics"] or {})
+    count = metrics.get("numOutputRows")
+    return TableWrite(ref.label, str(ref), version, int(count) if count is not None else None)
+
+
+def delete_where(
+    spark: SparkSession, ref: TableRef, condition: str, *, user_metadata: dict[str, Any]
+) -> None:
+    """Delete the rows matching the SQL `condition`, in one commit, retried after a conflict."""
+    if not table_exists(spark, ref):
+        return
+
+    def commit() -> None:
+        with _commit_metadata(spark, user_metadata):
+            _delta_table(spark, ref).delete(condition)
+
+    with_conflict_retries(ref, commit)
+
+
+def upsert(
+    spark: SparkSession,
+    ref: TableRef,
+    rows: DataFrame,
+    *,
+    user_metadata: dict[str, Any],
+    when: Optional[str] = None,
+) -> None:
+    """MERGE `rows` on the table's keys: a matched row is replaced (only where the SQL `when`,
+    over `t.` target and `s.` source columns, holds), a new key inserted. One commit, retried
+    after a conflict (the MERGE re-reads the table, so repeating it is safe)."""
+    check_frame(ref.table, rows.schema)
+    ensure_table(spark, ref)
+    on = " AND ".join(f"t.`{key}` = s.`{key}`" for key in ref.table.keys)
+
+    def commit() -> None:
+        with _commit_metadata(spark, user_metadata), _schema_errors(ref):
+            (
+                _delta_table(spark, ref)
+                .alias("t")
+                .merge(rows.alias("s"), on)
+                .whenMatchedUpdateAll(condition=when)
+                .whenNotMatchedInsertAll()
+                .execute()
+            )
+
+    with_conflict_retries(ref, commit)
 
 
 @contextlib.contextmanager
 def _schema_errors(ref: TableRef) -> Iterator[None]:
-    """Delta's NOT NULL violation, as a `SchemaError` naming the table and the column."""
+    """Delta's NOT NULL or CHECK violation, as a `SchemaError` naming the table and the rule."""
     try:
         yield
     except Exception as exc:
         message = str(exc)
+        if _CHECK_VIOLATED in message or "CHECK constraint" in message:
+            rule = next(
+                (f"{n} ({e})" for n, e in ref.table.checks if re.search(rf"constraint {n}\b", message, re.I)),
+                "a CHECK constraint",
+            )
+            raise SchemaError(
+                f"table {ref.label}: a row breaks the constraint {rule}; nothing was written ("
+                + next((line for line in message.splitlines() if "violated by row" in line), "")[:300]
+                + ")"
+            ) from None
         if _NOT_NULL_VIOLATED not in message and "NOT NULL constraint violated" not in message:
             raise
         column = next((c for c in ref.table.columns if f"column: {c}" in message), "a key column")
@@ -261,32 +482,43 @@ def merge_scd2(
     key, tracked = ref.table.scd2_key, list(ref.table.scd2_tracked)
     check_frame(ref.table, current.withColumns(opening).schema)
     ensure_table(spark, ref)
-    target = _delta_table(spark, ref)
-    now = current.withColumn("_in_new", F.lit(True)).alias("s")
-    before = target.toDF().filter(F.col(IS_CURRENT)).select(key, *tracked).withColumn("_in_old", F.lit(True))
-    joined = now.join(before.alias("t"), key, "full_outer")
-    same = F.lit(True)
-    for column in tracked:
-        same = same & F.col(f"s.{column}").eqNullSafe(F.col(f"t.{column}"))
-    in_new, in_old = F.col("_in_new").isNotNull(), F.col("_in_old").isNotNull()
-    # Keyed rows close a current row (changed or gone); rows with a null merge key match
-    # nothing and so insert the new current row (changed or new).
-    to_close = joined.filter(in_old & ~(in_new & same)).select(
-        F.col(key).alias("_merge_key"),
-        *[F.lit(None).cast(current.schema[c].dataType).alias(c) for c in current.columns],
-    )
-    to_open = joined.filter(in_new & ~(in_old & same)).select(
-        F.lit(None).cast(current.schema[key].dataType).alias("_merge_key"),
-        *[F.col(key) if c == key else F.col(f"s.{c}") for c in current.columns],
-    )
-    with _commit_metadata(spark, user_metadata), _schema_errors(ref):
-        (
-            target.alias("t")
-            .merge(to_close.unionByName(to_open).alias("u"), f"t.`{key}` = u._merge_key AND t.{IS_CURRENT}")
-            .whenMatchedUpdate(set={VALID_TO: F.lit(valid_from), IS_CURRENT: F.lit(False)})
-            .whenNotMatchedInsert(values={c: F.col(f"u.`{c}`") for c in current.columns} | opening)
-            .execute()
+
+    def commit() -> None:
+        # Built inside the commit, so that a retry finds the changes against the table as
+        # it then is.
+        target = _delta_table(spark, ref)
+        now = current.withColumn("_in_new", F.lit(True)).alias("s")
+        before = (
+            target.toDF().filter(F.col(IS_CURRENT)).select(key, *tracked).withColumn("_in_old", F.lit(True))
         )
+        joined = now.join(before.alias("t"), key, "full_outer")
+        same = F.lit(True)
+        for column in tracked:
+            same = same & F.col(f"s.{column}").eqNullSafe(F.col(f"t.{column}"))
+        in_new, in_old = F.col("_in_new").isNotNull(), F.col("_in_old").isNotNull()
+        # Keyed rows close a current row (changed or gone); rows with a null merge key match
+        # nothing and so insert the new current row (changed or new).
+        to_close = joined.filter(in_old & ~(in_new & same)).select(
+            F.col(key).alias("_merge_key"),
+            *[F.lit(None).cast(current.schema[c].dataType).alias(c) for c in current.columns],
+        )
+        to_open = joined.filter(in_new & ~(in_old & same)).select(
+            F.lit(None).cast(current.schema[key].dataType).alias("_merge_key"),
+            *[F.col(key) if c == key else F.col(f"s.{c}") for c in current.columns],
+        )
+        with _commit_metadata(spark, user_metadata), _schema_errors(ref):
+            (
+                target.alias("t")
+                .merge(
+                    to_close.unionByName(to_open).alias("u"), f"t.`{key}` = u._merge_key AND t.{IS_CURRENT}"
+                )
+                .whenMatchedUpdate(set={VALID_TO: F.lit(valid_from), IS_CURRENT: F.lit(False)})
+                .whenNotMatchedInsert(values={c: F.col(f"u.`{c}`") for c in current.columns} | opening)
+                .execute()
+            )
+
+    # Safe to repeat: the changes are found again from the table as the retry reads it.
+    with_conflict_retries(ref, commit)
 
 
 @contextlib.contextmanager
@@ -298,34 +530,6 @@ def _commit_metadata(spark: SparkSession, user_metadata: dict[str, Any]) -> Iter
         yield
     finally:
         spark.conf.unset(key)
-
-
-@contextlib.contextmanager
-def all_or_nothing(spark: SparkSession, refs: list[TableRef]) -> Iterator[None]:
-    """Delta commits are atomic per table; this extends that to a group of tables.
-
-    Every table is created first (empty, with its schema), so each has a version to return
-    to; versions are recorded on entry and, if the block raises, every table that moved is
-    restored to its recorded version, then the error propagates.
-    """
-    for ref in refs:
-        ensure_table(spark, ref)
-    before = {ref: table_version(spark, ref) for ref in refs}
-    try:
-        yield
-    except BaseException:
-        for ref, version in before.items():
-            with contextlib.suppress(Exception):
-                _rollback(spark, ref, version)
-        raise
-
-
-def _rollback(spark: SparkSession, ref: TableRef, version: int) -> None:
-    current = table_version(spark, ref)
-    if current == version:
-        return
-    log.warning("rolling back %s from version %s to %s", ref, current, version)
-    _delta_table(spark, ref).restoreToVersion(version)
 
 
 def read_source(spark: SparkSession, source: SourceInput, *, table: str) -> DataFrame:
@@ -340,8 +544,7 @@ def read_source(spark: SparkSession, source: SourceInput, *, table: str) -> Data
     location = resolve_path(path)
     try:
         if fmt == "csv":
-            csv_options = {"header": "true", "inferSchema": "false", **options}
-            return spark.read.options(**csv_options).csv(location)
+            return _read_csv(spark, location, options, table=table)
         if fmt == "delta":
             return spark.read.options(**options).format("delta").load(location)
         return spark.read.options(**options).parquet(location)
@@ -349,6 +552,33 @@ def read_source(spark: SparkSession, source: SourceInput, *, table: str) -> Data
         if exc.getCondition() in _MISSING_PATH_CONDITIONS:
             raise InputError(f"table {table}: input {location} ({fmt}) does not exist") from None
         raise
+    except Exception as exc:
+        if fmt == "parquet" and ("CANNOT_READ_FILE_FOOTER" in str(exc) or "not a Parquet file" in str(exc)):
+            raise InputError(
+                f"table {table}: input {location} is configured as parquet but is not Parquet "
+                f"(no Parquet footer); set input.{table}.format to what the files are"
+            ) from None
+        raise
+
+
+def _read_csv(spark: SparkSession, location: str, options: dict[str, str], *, table: str) -> DataFrame:
+    """Every column as a string, plus `MALFORMED_ROW`: the raw text of a row whose field count
+    differs from the header (Spark would otherwise pad it with nulls or drop its extra fields)."""
+    csv_options = {"header": "true", "inferSchema": "false", **options}
+    header = spark.read.options(**csv_options).csv(location).columns
+    if not header:
+        raise InputError(f"table {table}: input {location} (csv) is empty: no header and no rows")
+    if header[0].startswith("PAR1"):
+        raise InputError(
+            f"table {table}: input {location} is configured as csv but holds Parquet files; "
+            f"set input.{table}.format: parquet"
+        )
+    schema = T.StructType([T.StructField(name, T.StringType()) for name in [*header, MALFORMED_ROW]])
+    return (
+        spark.read.options(**csv_options, mode="PERMISSIVE", columnNameOfCorruptRecord=MALFORMED_ROW)
+        .schema(schema)
+        .csv(location)
+    )
 
 
 def write_source(df: DataFrame, path: str, fmt: str) -> None:
@@ -363,54 +593,3 @@ def write_source(df: DataFrame, path: str, fmt: str) -> None:
         writer.parquet(location)
     else:
         writer.format("delta").saveAsTable(path)
-
-
-def read_assignments(
-    spark: SparkSession,
-    lake: LakeConfig,
-    *,
-    assignment_id: Optional[str] = None,
-    version: Optional[int] = None,
-) -> tuple[str, DataFrame]:
-    """One assignment from gold `segment_assignments`, and its id.
-
-    By `assignment_id`; by Delta `version` (time travel: the assignment that commit wrote, or
-    with an id too, that assignment as the table held it then); with neither, the assignment
-    most recently written. Raises `InputError` naming what is not there.
-    """
-    ref = table_ref(lake, SEGMENT_ASSIGNMENTS)
-    commits = table_history(spark, ref)
-    if not commits:
-        raise InputError(
-            f"table {SEGMENT_ASSIGNMENTS.name} does not exist at {ref}; run `segment assign` first"
-        )
-    versions = [c["version"] for c in commits]
-    if version is not None and version not in versions:
-        raise InputError(
-            f"table {SEGMENT_ASSIGNMENTS.name} has no version {version}; "
-            f"versions {versions[0]}..{versions[-1]}"
-        )
-    table = read_table(spark, ref, version)
-    if assignment_id is None:
-        written = [
-            c["user_metadata"][ASSIGNMENT_ID]
-            for c in commits
-            if ASSIGNMENT_ID in c["user_metadata"] and (version is None or c["version"] <= version)
-        ]
-        # At a version: the latest assignment written up to that commit. Without one: the
-        # newest still in the table (a failed run's assignment was rolled back).
-        candidates = written[-1:] if version is not None else list(reversed(written))
-        assignment_id = next(
-            (c for c in candidates if table.filter(F.col(ASSIGNMENT_ID) == F.lit(c)).limit(1).count()),
-            None,
-        )
-        if assignment_id is None:
-            at = f" at version {version}" if version is not None else ""
-            raise InputError(
-                f"table {SEGMENT_ASSIGNMENTS.name}{at}: no assignment was written by that commit"
-            )
-    rows = table.filter(F.col(ASSIGNMENT_ID) == F.lit(assignment_id))
-    if not rows.limit(1).count():
-        at = f" at version {version}" if version is not None else ""
-        raise InputError(f"table {SEGMENT_ASSIGNMENTS.name}{at} has no assignment_id {assignment_id!r}")
-    return assignment_id, rows

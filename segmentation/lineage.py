@@ -21,6 +21,7 @@ from segmentation.tables import (
     MLFLOW_RUN_ID,
     MODEL_NAME,
     MODEL_VERSION,
+    WRITE_ID,
     K,
 )
 
@@ -33,6 +34,7 @@ LINEAGE_COLUMNS = (
     FEATURES_AS_OF_DATE,
     FEATURES_TABLE_VERSION,
     ASSIGNED_AT,
+    WRITE_ID,
 )
 
 
@@ -55,6 +57,7 @@ class Lineage:
     as_of_date: dt.date
     features_version: int
     assigned_at: dt.datetime
+    write_id: str  # this attempt's slice (segmentation.publish)
 
     def columns(self) -> list[Column]:
         return [
@@ -66,4 +69,5 @@ class Lineage:
             F.lit(self.as_of_date).alias(FEATURES_AS_OF_DATE),
             F.lit(self.features_version).cast("long").alias(FEATURES_TABLE_VERSION),
             F.lit(self.assigned_at).cast("timestamp").alias(ASSIGNED_AT),
+            F.lit(self.write_id).alias(WRITE_ID),
         ]

@@ -371,6 +371,11 @@ def _table_lines(table: Table) -> list[str]:
         "- extensible: "
         + ("yes, columns beyond these may be written (they follow the config)" if table.extensible else "no"),
     ]
+    if table.checks:
+        facts.append(
+            "- CHECK constraints (held by the Delta table, for every writer): "
+            + "; ".join(f"{_code(name)} {_code(rule)}" for name, rule in table.checks)
+        )
     if table.scd2_key:
         facts.append(
             f"- slowly changing (type 2): key {_code(table.scd2_key)}, a change of "

@@ -39,6 +39,7 @@ BIRTH_DATE = "birth_date"
 GENDER = "gender"
 REGION = "region"
 REJECT_REASON = "reject_reason"
+MALFORMED_ROW = "_malformed_row"  # raw CSV text of a row whose field count differs from the header
 INGESTED_AT = "ingested_at"
 PERSONA = "persona"
 
@@ -106,6 +107,18 @@ TO_SEGMENT_NAME = "to_segment_name"
 SHARE_OF_FROM = "share_of_from"
 COMPUTED_AT = "computed_at"
 
+# Gold: segment_runs, the commit point of assignments (segmentation.publish).
+WRITE_ID = "write_id"  # one attempt at writing an assignment's slices; sorts by start time
+STATUS = "status"
+PUBLISHED = "published"
+PUBLISHED_AT = "published_at"
+SEGMENT_COUNT = "segments"
+ASSIGNMENTS_VERSION = "assignments_version"
+PROFILES_VERSION = "profiles_version"
+MEMBERSHIP_STATUS = "membership_status"  # null until applied: merged | unchanged | backfill
+MEMBERSHIP_VERSION = "membership_version"
+CONFIG_HASH = "config_hash"
+
 
 # Gold: customer value (segmentation.clv).
 MODEL = "model"
@@ -171,6 +184,9 @@ class Table:
     scd2_key: Optional[str] = None
     scd2_tracked: tuple[str, ...] = ()
     layer: str = ""  # bronze | silver | gold, for the table reference
+    # Row rules as Delta CHECK constraints (name, SQL expression), held by the table itself so
+    # that every writer, not only this code, obeys them.
+    checks: tuple[tuple[str, str], ...] = ()
 
     @property
     def columns(self) -> list[str]:
@@ -180,6 +196,12 @@ class Table:
 def _fields(*specs: tuple[str, T.DataType], required: tuple[str, ...] = ()) -> T.StructType:
     """A schema whose `required` columns are NOT NULL (keys, and what every row must have)."""
     return T.StructType([T.StructField(name, dtype, name not in required) for name, dtype in specs])
+
+
+def _within(column: str, low: float, high: Optional[float] = None) -> tuple[str, str]:
+    """A CHECK constraint: `column` is null or in [low, high] (no upper bound without `high`)."""
+    bound = f"`{column}` >= {low}" if high is None else f"`{column}` BETWEEN {low} AND {high}"
+    return (f"{column}_range", f"`{column}` IS NULL OR {bound}")
 
 
 _S, _D, _I, _L = T.StringType(), T.DoubleType(), T.IntegerType(), T.LongType()
@@ -256,6 +278,17 @@ CUSTOMER_FEATURES = Table(
     ),
     keys=(CUSTOMER_ID, AS_OF_DATE),
     partitioned_by=(AS_OF_DATE,),
+    checks=(
+        _within(FREQUENCY, 0),
+        _within(RECENCY_DAYS, 0),
+        _within(TENURE_DAYS, 0),
+        _within(SPEND_TREND, -1, 1),
+        _within(MEAN_DAYS_BETWEEN_ORDERS, 0),
+        _within(STD_DAYS_BETWEEN_ORDERS, 0),
+        _within(RETURN_SHARE, 0),
+        _within(WEEKEND_SHARE, 0, 1),
+        _within(DISTINCT_CATEGORIES, 0),
+    ),
     description=(
         "Silver: one row of behavioural features per customer and as-of date; also orders_<w>d and "
         "spend_<w>d per features.windows_days (long, double), category_share_<level> and "
@@ -274,6 +307,7 @@ _LINEAGE = (
     (FEATURES_AS_OF_DATE, _DATE),
     (FEATURES_TABLE_VERSION, _L),
     (ASSIGNED_AT, _TS),
+    (WRITE_ID, _S),
 )
 FEATURE_STATS_TYPE = T.ArrayType(
     T.StructType(
@@ -297,11 +331,15 @@ SEGMENT_ASSIGNMENTS = Table(
         (DISTANCE_TO_CENTROID, _D),
         (MODEL_CLUSTER_ID, _I),
         *_LINEAGE,
-        required=(ASSIGNMENT_ID, CUSTOMER_ID, SEGMENT_ID, SEGMENT_NAME, MODEL_CLUSTER_ID),
+        required=(ASSIGNMENT_ID, CUSTOMER_ID, SEGMENT_ID, SEGMENT_NAME, MODEL_CLUSTER_ID, WRITE_ID),
     ),
-    keys=(ASSIGNMENT_ID, CUSTOMER_ID),
+    keys=(ASSIGNMENT_ID, WRITE_ID, CUSTOMER_ID),
     partitioned_by=(ASSIGNMENT_ID,),
-    description="Gold: one row per customer and assignment, with the segment and the lineage of the model.",
+    checks=(_within(SEGMENT_PROBABILITY, 0, 1), _within(DISTANCE_TO_CENTROID, 0)),
+    description=(
+        "Gold: one row per customer and assignment, with the segment and the lineage of the model; "
+        "only the slice segment_runs publishes (assignment_id, write_id) is the assignment."
+    ),
     layer="gold",
 )
 SEGMENT_PROFILES = Table(
@@ -325,9 +363,17 @@ SEGMENT_PROFILES = Table(
         (MATCH_JACCARD, _D),
         (MODEL_CLUSTER_ID, _I),
         *_LINEAGE,
-        required=(ASSIGNMENT_ID, SEGMENT_ID, SEGMENT_NAME, MODEL_CLUSTER_ID),
+        required=(ASSIGNMENT_ID, SEGMENT_ID, SEGMENT_NAME, MODEL_CLUSTER_ID, WRITE_ID),
     ),
-    keys=(ASSIGNMENT_ID, SEGMENT_ID),
+    keys=(ASSIGNMENT_ID, WRITE_ID, SEGMENT_ID),
+    checks=(
+        _within(CUSTOMER_COUNT, 0),
+        _within(CUSTOMER_SHARE, 0, 1),
+        _within(RULE_RECALL, 0, 1),
+        _within(RULE_PRECISION, 0, 1),
+        _within(RULES_FIDELITY, 0, 1),
+        _within(MATCH_JACCARD, 0, 1),
+    ),
     description=(
         "Gold: one row per segment and assignment: size, revenue, feature statistics, name, rule; "
         "value_share is the segment's share of clv_<longest horizon> when customer_value has the date."
@@ -348,7 +394,10 @@ SEGMENT_MEMBERSHIP = Table(
         required=(CUSTOMER_ID, SEGMENT_ID, SEGMENT_NAME, ASSIGNMENT_ID, VALID_FROM, IS_CURRENT),
     ),
     keys=(CUSTOMER_ID, VALID_FROM),
-    description="Gold: each customer's segment over time (slowly changing, type 2).",
+    checks=(("valid_range", f"`{VALID_TO}` IS NULL OR `{VALID_TO}` >= `{VALID_FROM}`"),),
+    description=(
+        "Gold: each customer's segment over time (slowly changing, type 2), from published assignments only."
+    ),
     scd2_key=CUSTOMER_ID,
     scd2_tracked=(SEGMENT_ID, SEGMENT_NAME),
     layer="gold",
@@ -368,6 +417,7 @@ SEGMENT_MIGRATIONS = Table(
         required=(FROM_ASSIGNMENT_ID, TO_ASSIGNMENT_ID),
     ),
     keys=(FROM_ASSIGNMENT_ID, TO_ASSIGNMENT_ID, FROM_SEGMENT_ID, TO_SEGMENT_ID),
+    checks=(_within(CUSTOMER_COUNT, 0), _within(SHARE_OF_FROM, 0, 1)),
     description=(
         "Gold: customers per (segment before, segment after) between two assignments; a null "
         "segment id (allowed in this key) is a customer new to or gone from an assignment."
@@ -410,12 +460,54 @@ CUSTOMER_VALUE = Table(
     ),
     keys=(CUSTOMER_ID, AS_OF_DATE),
     partitioned_by=(AS_OF_DATE,),
+    checks=(
+        _within(REPEAT_PURCHASES, 0),
+        _within(LAST_PURCHASE_AGE, 0),
+        (f"{CUSTOMER_AGE}_range", f"`{CUSTOMER_AGE}` IS NULL OR `{CUSTOMER_AGE}` >= `{LAST_PURCHASE_AGE}`"),
+        _within(P_ALIVE, 0, 1),
+    ),
     description=(
         "Gold: per customer and as-of date, the BG/NBD inputs (x, t_x, T, m_x in clv.time_unit), "
         "P(alive), the expected order value and, per clv.horizons h, expected_purchases_<h> and "
         "clv_<h> (double)."
     ),
     extensible=True,
+    layer="gold",
+)
+
+SEGMENT_RUNS = Table(
+    "segment_runs",
+    _fields(
+        (ASSIGNMENT_ID, _S),
+        (WRITE_ID, _S),
+        (STATUS, _S),
+        (MODEL_NAME, _S),
+        (MODEL_VERSION, _S),
+        (MLFLOW_RUN_ID, _S),
+        (ALGORITHM, _S),
+        (AS_OF_DATE, _DATE),
+        (FEATURES_TABLE_VERSION, _L),
+        (CUSTOMER_COUNT, _L),
+        (SEGMENT_COUNT, _I),
+        (ASSIGNMENTS_VERSION, _L),
+        (PROFILES_VERSION, _L),
+        (ASSIGNED_AT, _TS),
+        (PUBLISHED_AT, _TS),
+        (CONFIG_HASH, _S),
+        (MEMBERSHIP_STATUS, _S),
+        (MEMBERSHIP_VERSION, _L),
+        required=(ASSIGNMENT_ID, WRITE_ID, STATUS, AS_OF_DATE, CUSTOMER_COUNT, PUBLISHED_AT),
+    ),
+    keys=(ASSIGNMENT_ID,),
+    checks=(
+        ("status_known", f"`{STATUS}` IN ('{PUBLISHED}')"),
+        _within(CUSTOMER_COUNT, 0),
+    ),
+    description=(
+        "Gold: the commit point and durable catalog of assignments, one row per published "
+        "assignment: which slice (write_id) of segment_assignments and segment_profiles it is, "
+        "its model, dates, row counts and Delta versions, and whether segment_membership has it."
+    ),
     layer="gold",
 )
 
@@ -430,6 +522,7 @@ ALL_TABLES = (
     SEGMENT_PROFILES,
     SEGMENT_MEMBERSHIP,
     SEGMENT_MIGRATIONS,
+    SEGMENT_RUNS,
     CLV_FITS,
     CUSTOMER_VALUE,
 )

@@ -13,6 +13,8 @@ import os
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,11 +31,14 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 
 from segmentation.config import AssignConfig, MlflowConfig, ModelConfig
-from segmentation.errors import InputError
+from segmentation.errors import InputError, StoreError
 from segmentation.lineage import ModelIdentity
 from segmentation.models import PREDICTION
 
 _MAX_PARAM_LENGTH = 6000
+_PROBE_SECONDS = 10
+# What the registry answers for a model, version or alias it does not have.
+_NOT_FOUND = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}
 # The user's environment, read before MLflow's own `set_tracking_uri` writes these variables.
 _USER_URIS = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
 
@@ -46,23 +51,73 @@ def user_environment() -> dict[str, str]:
     return environment | {name: value for name, value in _USER_URIS.items() if value is not None}
 
 
-def configure(settings: MlflowConfig) -> str:
+def tracking_uri(settings: MlflowConfig) -> str:
+    """The tracking store in use: MLFLOW_TRACKING_URI as the user set it, else the config's."""
+    return _USER_URIS["MLFLOW_TRACKING_URI"] or settings.tracking_uri
+
+
+def configure(settings: MlflowConfig, *, writes: bool = False) -> str:
     """Point MLflow at the configured tracking store and registry (the environment variables
-    win) and return the experiment id, creating the experiment on first use."""
-    uri = _USER_URIS["MLFLOW_TRACKING_URI"] or settings.tracking_uri
+    win) and return the experiment id, creating the experiment on first use.
+
+    The store is checked first, so that an outage is a `StoreError` naming the URI, before any
+    table is written, not a missing model; with `writes`, also that it takes a write (a
+    read-only SQLite file is readable)."""
+    uri = tracking_uri(settings)
+    _probe(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(_USER_URIS["MLFLOW_REGISTRY_URI"] or settings.registry_uri or uri)
-    with _logging_kept():  # a new SQLite store runs alembic, whose fileConfig resets logging
-        experiment = mlflow.get_experiment_by_name(settings.experiment)
-    if experiment is None:
-        location = settings.artifact_location
-        if location and "://" not in location:
-            location = Path(location).expanduser().resolve().as_uri()
-        experiment_id = mlflow.create_experiment(settings.experiment, artifact_location=location)
-    else:
-        experiment_id = experiment.experiment_id
+    with store_errors(uri):
+        with _logging_kept():  # a new SQLite store runs alembic, whose fileConfig resets logging
+            experiment = mlflow.get_experiment_by_name(settings.experiment)
+        if experiment is None:
+            location = settings.artifact_location
+            if location and "://" not in location:
+                location = Path(location).expanduser().resolve().as_uri()
+            experiment_id = mlflow.create_experiment(settings.experiment, artifact_location=location)
+        else:
+            experiment_id = experiment.experiment_id
+        if writes:
+            MlflowClient().set_experiment_tag(experiment_id, "segmentation.last_run_at", str(_now_ms()))
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+def _probe(uri: str) -> None:
+    """An HTTP tracking server answers `/health` within seconds, or the store is unreachable
+    (MLflow's own client would retry for minutes before saying so)."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=_PROBE_SECONDS):
+            return
+    except urllib.error.HTTPError:
+        return  # it answered: a server behind a proxy or without /health is still there
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise StoreError(
+            f"MLflow tracking store {uri} is unreachable ({reason}); start it or point "
+            "mlflow.tracking_uri (or MLFLOW_TRACKING_URI) at a running one; nothing was written"
+        ) from None
+
+
+@contextlib.contextmanager
+def store_errors(uri: str) -> Iterator[None]:
+    """An MLflow store that fails (unreachable, read-only, locked), as a `StoreError` naming it."""
+    try:
+        yield
+    except MlflowException as exc:
+        if exc.error_code in _NOT_FOUND:
+            raise
+        raise StoreError(f"MLflow tracking store {uri}: {_first_line(exc)}; nothing was written") from None
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] not in ("sqlalchemy", "sqlite3", "requests", "urllib3"):
+            raise
+        raise StoreError(f"MLflow tracking store {uri}: {_first_line(exc)}; nothing was written") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(getattr(exc, "message", exc)).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 @contextlib.contextmanager
@@ -222,6 +277,11 @@ def load_model(model: ModelConfig, choice: AssignConfig) -> tuple[PipelineModel,
             uri = f"models:/{name}/{found.version}"
         return mlflow.spark.load_model(uri), identity
     except MlflowException as exc:
+        if exc.error_code not in _NOT_FOUND:
+            raise StoreError(
+                f"MLflow store {mlflow.get_registry_uri()}: cannot read registered model {name} "
+                f"({_first_line(exc)})"
+            ) from exc
         wanted = (
             f"run {choice.run_id}"
             if choice.run_id

@@ -14,9 +14,11 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 import segmentation.membership
+import segmentation.stages.assign
 from segmentation import tracking
 from segmentation.errors import InputError
-from segmentation.io import read_assignments, read_table, table_history, table_ref, table_version
+from segmentation.io import read_table, table_history, table_ref, table_version
+from segmentation.publish import published_runs, read_assignments
 from segmentation.stages.assign import run_assign
 from segmentation.stages.features import run_features
 from segmentation.stages.generate import run_generate
@@ -24,10 +26,16 @@ from segmentation.stages.history import run_diff, run_history, run_show
 from segmentation.stages.ingest import run_ingest
 from segmentation.stages.report import run_report
 from segmentation.stages.train import run_train
-from segmentation.tables import MODEL_CLUSTER_ID, SEGMENT_ASSIGNMENTS, SEGMENT_MEMBERSHIP, SEGMENT_PROFILES
+from segmentation.tables import (
+    MODEL_CLUSTER_ID,
+    SEGMENT_ASSIGNMENTS,
+    SEGMENT_MEMBERSHIP,
+    SEGMENT_PROFILES,
+    SEGMENT_RUNS,
+)
 
 CUSTOMERS = 2000
-GOLD = (SEGMENT_ASSIGNMENTS, SEGMENT_PROFILES, SEGMENT_MEMBERSHIP)
+GOLD = (SEGMENT_ASSIGNMENTS, SEGMENT_PROFILES, SEGMENT_MEMBERSHIP, SEGMENT_RUNS)
 # Seeds 42 and 43 find the same six segments on this data with every cluster renumbered
 # (checked in test_identity_is_kept_when_the_same_customers_are_segmented_again).
 MODEL_SETTINGS = ("sweep.algorithms=[kmeans]", "sweep.grid.kmeans.k=[6]", "sweep.restarts=1")
@@ -100,37 +108,43 @@ def test_assign_writes_every_customer_once_and_reassigning_replaces_the_slice(sp
     again_result = run_assign(cfg, spark)
     assert again_result.membership.status == "unchanged"
     assert again_result.membership.version == assigned.membership.version
-    again = read_table(spark, assignments_ref)
+    again = read_table(spark, assignments_ref)  # the raw table: the first slice was deleted
     assert again.count() == CUSTOMERS
-    assert again.first().assigned_at >= row.assigned_at
+    assert again.first().assigned_at >= row.assigned_at and again.first().write_id > row.write_id
     snapshot = spark.createDataFrame(first_rows, first.schema)
-    assertDataFrameEqual(again.drop("assigned_at"), snapshot.drop("assigned_at"))
+    assertDataFrameEqual(again.drop("assigned_at", "write_id"), snapshot.drop("assigned_at", "write_id"))
     profiles = read_table(spark, table_ref(cfg.lake, SEGMENT_PROFILES))
     assert profiles.count() == 6 and profiles.select("segment_name").distinct().count() == 6
     assert profiles.agg(F.sum("customers")).first()[0] == CUSTOMERS
 
-    # Every commit of every gold table says what produced it: its creation, then the assignment.
+    # Every commit of every gold table says what produced it: its creation, then the
+    # assignment's slices, publish, clean-up and membership.
     for table in GOLD:
         creation, *commits = table_history(spark, table_ref(cfg.lake, table))
         assert creation["user_metadata"] == {"stage": "create", "table": table.name}
         assert creation["operation"] == "CREATE TABLE"
+        assert commits
         for commit in commits:
             metadata = commit["user_metadata"]
-            assert metadata["assignment_id"] == V1 and metadata["model_version"] == "1"
-            assert metadata["as_of_date"] == "2025-12-31" and len(metadata["mlflow_run_id"]) == 32
+            assert metadata["assignment_id"] == V1 and metadata["write_id"], (table.name, metadata)
+            if metadata["stage"] == "assign":
+                assert metadata["model_version"] == "1" and metadata["as_of_date"] == "2025-12-31"
+                assert len(metadata["mlflow_run_id"]) == 32
 
-    # Time travel: the first written version reads back as it was written.
-    assignment_id, at_version_1 = read_assignments(spark, cfg.lake, version=1)
+    # One published assignment, re-published: `segment_runs` names the slice and its version.
+    (run,) = published_runs(spark, cfg.lake)
+    assert (run.assignment_id, run.write_id) == (V1, again.first().write_id)
+    assert run.assignments_version == again_result.assignments.version
+    assert (run.customers, run.segments, run.membership_status) == (CUSTOMERS, 6, "unchanged")
+    assignment_id, at_version = read_assignments(spark, cfg.lake, version=run.assignments_version)
     assert assignment_id == V1
-    assertDataFrameEqual(at_version_1, first_rows)
-    assert run_show(cfg, spark, version=1).delta_version == 1
-    with pytest.raises(InputError, match="at version 0: no assignment was written by that commit"):
+    assertDataFrameEqual(at_version, again)
+    assert run_show(cfg, spark, version=run.assignments_version).delta_version == run.assignments_version
+    with pytest.raises(InputError, match="no published assignment was committed at version 0"):
         read_assignments(spark, cfg.lake, version=0)
-    with pytest.raises(InputError, match="segment_assignments has no version 7"):
-        read_assignments(spark, cfg.lake, version=7)
-    with pytest.raises(InputError, match="no assignment_id 'nope'"):
+    with pytest.raises(InputError, match="no published assignment 'nope'"):
         read_assignments(spark, cfg.lake, assignment_id="nope")
-    assert [v.version for v in run_history(cfg, spark).versions] == [1, 2]
+    assert [v.assignment_id for v in run_history(cfg, spark).versions] == [V1]
 
 
 def test_identity_is_kept_when_the_same_customers_are_segmented_again(spark, make_gold_config):
@@ -188,24 +202,55 @@ def _naive(row: dict) -> dict:
     return {k: v.replace(tzinfo=None) if isinstance(v, dt.datetime) else v for k, v in row.items()}
 
 
-def test_a_failure_mid_write_leaves_every_gold_table_as_it_was(spark, make_gold_config, monkeypatch):
+def test_a_failure_before_the_publish_leaves_readers_on_the_previous_assignment(
+    spark, make_gold_config, monkeypatch
+):
+    """The slices are written, then the run dies before `segment_runs`: nothing is restored,
+    readers see only the previous assignment, and the next run publishes and removes the
+    orphan slices."""
     cfg = make_gold_config()
     run_assign(cfg, spark)
-    before = gold_state(spark, cfg)
+    runs_before = published_runs(spark, cfg.lake)
 
     def fail(*args, **kwargs):
         raise RuntimeError("injected failure after assignments and profiles were written")
 
+    monkeypatch.setattr(segmentation.stages.assign, "publish", fail)
+    second = make_gold_config("assign.model_version=2")
+    with pytest.raises(RuntimeError, match="injected failure"):
+        run_assign(second, spark)
+    assert published_runs(spark, cfg.lake) == runs_before
+    assert read_assignments(spark, cfg.lake)[0] == V1
+    assert run_history(cfg, spark).versions[-1].assignment_id == V1
+    raw = read_table(spark, table_ref(cfg.lake, SEGMENT_ASSIGNMENTS))
+    assert raw.filter(F.col("assignment_id") == V2).count() == CUSTOMERS  # unpublished: unseen
+
+    monkeypatch.undo()
+    run_assign(second, spark)
+    assert [r.assignment_id for r in published_runs(spark, cfg.lake)] == [V1, V2]
+    raw = read_table(spark, table_ref(cfg.lake, SEGMENT_ASSIGNMENTS))
+    assert raw.filter(F.col("assignment_id") == V2).count() == CUSTOMERS  # the orphan is gone
+    assert read_assignments(spark, cfg.lake)[0] == V2
+
+
+def test_a_failure_after_the_publish_leaves_membership_to_the_next_run(spark, make_gold_config, monkeypatch):
+    cfg = make_gold_config()
+    run_assign(cfg, spark)
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("injected failure after the publish")
+
     monkeypatch.setattr(segmentation.membership, "merge_scd2", fail)
     with pytest.raises(RuntimeError, match="injected failure"):
-        run_assign(make_gold_config("assign.model_version=2"), spark)
-    after = gold_state(spark, cfg)
-    assert {table: content for table, (_, content) in after.items()} == {
-        table: content for table, (_, content) in before.items()
-    }
-    # the restore is on record
-    assert after[SEGMENT_ASSIGNMENTS.name][0] > before[SEGMENT_ASSIGNMENTS.name][0]
-    assert read_assignments(spark, cfg.lake)[0] == V1
+        run_assign(make_gold_config("assign.model_version=2", "features.as_of_date=2025-12-31"), spark)
+    v2 = next(r for r in published_runs(spark, cfg.lake) if r.assignment_id == V2)
+    assert v2.membership_status is None  # published, membership pending
+    monkeypatch.undo()
+    again = run_assign(cfg, spark)  # another assignment's run applies what is missing
+    statuses = {r.assignment_id: r.membership_status for r in published_runs(spark, cfg.lake)}
+    assert statuses == {V1: again.membership.status, V2: "unchanged"}
+    current = read_table(spark, table_ref(cfg.lake, SEGMENT_MEMBERSHIP)).filter("is_current")
+    assert current.count() == CUSTOMERS
 
 
 def test_report_is_written_and_logged_to_the_model_run(spark, make_gold_config, tmp_path):
@@ -240,6 +285,8 @@ def test_a_backfill_leaves_current_membership_alone(spark, make_gold_config):
     assert (
         read_assignments(spark, cfg.lake, assignment_id="2025-06-30_customer-segmentation_v1")[1].count() > 0
     )
+    (backfilled,) = [r for r in published_runs(spark, cfg.lake) if r.as_of_date == dt.date(2025, 6, 30)]
+    assert backfilled.membership_status == "backfill"
 
 
 @pytest.mark.parametrize(

@@ -138,6 +138,7 @@ def test_the_wheel_alone_carries_the_configs(wheel, tmp_path):
         capture_output=True,
         text=True,
         check=True,
+        timeout=120,
     )
     module_file, catalog = result.stdout.split()
     assert module_file == str(wheel / "segmentation" / "config.py")

@@ -86,17 +86,28 @@ def test_row_rules_send_rows_to_rejected_with_a_reason(spark, csv_config):
         ",2025-01-02 10:00:00,1.0,X1,1,toys,web",
         "00005,,1.0,X2,1,toys,web",
         "00006,2025-01-02 10:00:00,abc,X3,1,toys,web",
-        "00007,2025-02-15 10:00:00,1.0,X4,1,toys,web",
+        "00007,2025-03-15 10:00:00,1.0,X4,1,toys,web",
+        "00008,1899-12-31 23:59:59,1.0,X5,1,toys,web",
     ]
-    cfg = csv_config(GOOD_ROWS * 10 + bad_rows, HEADER, None, "ingest.max_reject_share=0.05")
+    later = "00009,2025-02-15 10:00:00,1.0,X6,1,toys,web"  # after as_of_date: kept for later dates
+    cfg = csv_config(
+        GOOD_ROWS * 10 + bad_rows + [later],
+        HEADER,
+        None,
+        "ingest.max_reject_share=0.05",
+        "ingest.max_order_ts=2025-03-01T00:00:00",
+    )
     run_ingest(cfg, spark)
+    kept = read_table(spark, table_ref(cfg.lake, tables.TRANSACTIONS))
+    assert kept.filter("order_id = 'X6'").count() == 1
     rejected = read_table(spark, table_ref(cfg.lake, tables.TRANSACTIONS_REJECTED))
     expected = spark.createDataFrame(
         [
             (None, "2025-01-02 10:00:00", "X1", "missing customer_id"),
             ("00005", None, "X2", "missing order_ts"),
             ("00006", "2025-01-02 10:00:00", "X3", "unparseable amount"),
-            ("00007", "2025-02-15 10:00:00", "X4", "order_ts after as_of_date 2025-01-31"),
+            ("00007", "2025-03-15 10:00:00", "X4", "order_ts after ingest.max_order_ts 2025-03-01 00:00:00"),
+            ("00008", "1899-12-31 23:59:59", "X5", "order_ts before 1900-01-01 00:00:00"),
         ],
         "customer_id string, order_ts string, order_id string, reject_reason string",
     )
@@ -192,23 +203,27 @@ def test_conflicting_customer_rows_are_rejected(spark, csv_config):
     assert read_table(spark, table_ref(cfg.lake, tables.CUSTOMERS)).count() == 39
 
 
-def test_failure_between_table_writes_rolls_every_table_back(spark, ingested, csv_config, monkeypatch):
+def test_a_failure_between_commits_leaves_transactions_as_they_were_and_a_rerun_completes(
+    spark, ingested, csv_config, monkeypatch
+):
+    """Rejects are committed first and transactions, what later stages read, last: a run that
+    dies between them leaves the previous transactions, and nothing is rolled back."""
     before = lake_state(spark, ingested)
     cfg = csv_config(GOOD_ROWS[:10])
     real_write = segmentation.stages.ingest.write_table
     calls = []
 
-    def write_then_fail(spark_session, ref, *args, **kwargs):
+    def fail_on_transactions(spark_session, ref, *args, **kwargs):
         calls.append(ref.label)
-        if ref.label == "transactions_rejected":
+        if ref.label == "transactions":
             raise RuntimeError("disk full")
         return real_write(spark_session, ref, *args, **kwargs)
 
-    monkeypatch.setattr(segmentation.stages.ingest, "write_table", write_then_fail)
+    monkeypatch.setattr(segmentation.stages.ingest, "write_table", fail_on_transactions)
     with pytest.raises(RuntimeError, match="disk full"):
         run_ingest(cfg, spark)
-    assert calls == ["transactions", "transactions_rejected"]
-    after = lake_state(spark, cfg)
-    assert {table: rows for table, (_, rows) in after.items()} == {
-        table: rows for table, (_, rows) in before.items()
-    }
+    assert calls == ["transactions_rejected", "transactions"]
+    assert lake_state(spark, cfg)["transactions"] == before["transactions"]
+    monkeypatch.undo()
+    run_ingest(cfg, spark)
+    assert read_table(spark, table_ref(cfg.lake, tables.TRANSACTIONS)).count() == 10

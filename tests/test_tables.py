@@ -18,7 +18,9 @@ from segmentation.io import read_table, table_exists, table_history, table_ref, 
 from segmentation.tables import (
     ALL_TABLES,
     ASSIGNMENT_ID,
+    PUBLISHED,
     SEGMENT_PROFILES,
+    STATUS,
     VALUE_SHARE,
     Table,
     check_frame,
@@ -27,7 +29,7 @@ from segmentation.tables import (
 
 SAMPLE = {
     "string": "x",
-    "double": 1.5,
+    "double": 0.5,  # inside every CHECK constraint's range (shares, probabilities)
     "int": 7,
     "bigint": 7,
     "date": dt.date(2025, 12, 31),
@@ -47,8 +49,12 @@ def sample_value(dtype: T.DataType):
     return SAMPLE[dtype.simpleString()]
 
 
+VALID_VALUE = {STATUS: PUBLISHED}
+
+
 def valid_frame(spark, table: Table):
-    return spark.createDataFrame([tuple(sample_value(f.dataType) for f in table.schema.fields)], table.schema)
+    row = tuple(VALID_VALUE.get(f.name, sample_value(f.dataType)) for f in table.schema.fields)
+    return spark.createDataFrame([row], table.schema)
 
 
 @pytest.fixture
@@ -123,9 +129,53 @@ def test_a_null_key_names_table_and_column_and_writes_nothing(spark, lake, table
     key = next(key for key in table.keys if not table.schema[key].nullable) if table.keys else None
     key = key or next(f.name for f in table.schema.fields if not f.nullable)
     nullable = T.StructType([T.StructField(f.name, f.dataType, True) for f in table.schema.fields])
-    row = [None if f.name == key else sample_value(f.dataType) for f in table.schema.fields]
+    row = [
+        None if f.name == key else VALID_VALUE.get(f.name, sample_value(f.dataType))
+        for f in table.schema.fields
+    ]
     with pytest.raises(SchemaError, match=rf"table {table.name}: column '{key}' is NOT NULL"):
         write_table(spark, ref, spark.createDataFrame([tuple(row)], nullable), user_metadata={})
+    assert content(spark, ref) == before
+
+
+CHECKED = [
+    pytest.param(table, name, rule, id=f"{table.name}-{name}")
+    for table in ALL_TABLES
+    for name, rule in table.checks
+]
+
+
+def breaking_value(table: Table, column: str):
+    """A value of `column` outside every rule of the contract: each is a range from 0 or -1, a
+    date at or after another, or a set of strings."""
+    return {"string": "pending", "date": dt.date(2000, 1, 1)}.get(
+        table.schema[column].dataType.simpleString(), -5
+    )
+
+
+@pytest.mark.parametrize(("table", "name", "rule"), CHECKED)
+def test_a_row_breaking_a_check_constraint_names_table_and_rule_and_writes_nothing(
+    spark, lake, table, name, rule
+):
+    """The table holds its row rules as Delta CHECK constraints (read back by delta-rs), so a
+    writer that is not this code is held to them too."""
+    ref = table_ref(lake, table)
+    write_table(spark, ref, valid_frame(spark, table), user_metadata={})
+    configuration = DeltaRsTable(ref.path).metadata().configuration
+    assert configuration[f"delta.constraints.{name.lower()}"]
+    before = content(spark, ref)
+    column = rule.split("`")[1]  # the rule's first column
+    frame = valid_frame(spark, table).withColumn(
+        column, F.lit(breaking_value(table, column)).cast(table.schema[column].dataType)
+    )
+    with pytest.raises(SchemaError, match=rf"table {table.name}: a row breaks the constraint {name} "):
+        write_table(spark, ref, frame, user_metadata={})
+    assert content(spark, ref) == before
+    # Spark SQL, not this code's writer, is held to it too.
+    columns = ", ".join(f"`{c}`" for c in table.columns)
+    frame.createOrReplaceTempView("breaking_row")
+    with pytest.raises(Exception, match="DELTA_VIOLATE_CONSTRAINT_WITH_VALUES"):
+        spark.sql(f"INSERT INTO {ref.sql} ({columns}) SELECT {columns} FROM breaking_row")
     assert content(spark, ref) == before
 
 
@@ -173,7 +223,7 @@ def test_a_table_written_by_an_earlier_contract_gains_the_columns_declared_since
     frame = valid_frame(spark, SEGMENT_PROFILES).withColumn(ASSIGNMENT_ID, F.lit("new"))
     write_table(spark, ref, frame, user_metadata={}, replace_where=f"{ASSIGNMENT_ID} = 'new'")
     shares = {row[ASSIGNMENT_ID]: row[VALUE_SHARE] for row in read_table(spark, ref).collect()}
-    assert shares == {"x": None, "new": 1.5}
+    assert shares == {"x": None, "new": 0.5}
     assert "ADD COLUMNS" in table_history_operations(spark, ref)
 
 

@@ -1,13 +1,15 @@
 """`segment assign`: score silver `customer_features` at `features.as_of_date` with the
-registered model and write the gold tables in one all-or-nothing step.
+registered model and write the gold tables by the commit protocol of `segmentation.publish`:
 
-* `segment_assignments`: one row per customer and assignment, partitioned by `assignment_id`
-  (every read is of one assignment, and re-assigning replaces exactly one partition);
+* `segment_assignments`: one row per customer and assignment, partitioned by `assignment_id`;
 * `segment_profiles`: one row per segment and assignment, with names, descriptions and rules;
-* `segment_membership`: each customer's segment over time, slowly changing type 2.
+* `segment_runs`: one row per assignment, written last; it publishes the two slices above;
+* `segment_membership`: each customer's segment over time, slowly changing type 2, brought up
+  to date from published assignments after the publish.
 
 An assignment is identified by the as-of date, the registered model name and its version, so
-assigning again with the same model version and date replaces that slice and never adds rows.
+assigning again with the same model version and date publishes a new slice in place of the
+old one (deleted after the publish) and never adds rows to what readers see.
 """
 
 from __future__ import annotations
@@ -32,20 +34,12 @@ from segmentation.assign import (
     previous_assignment,
     score_customers,
 )
-from segmentation.config import Config
-from segmentation.errors import InputError
+from segmentation.config import Config, LakeConfig
+from segmentation.errors import ConflictError, InputError
 from segmentation.evaluation import hash_sample, in_hash_sample
-from segmentation.io import (
-    TableRef,
-    TableWrite,
-    all_or_nothing,
-    read_table,
-    table_exists,
-    table_ref,
-    write_table,
-)
+from segmentation.io import TableRef, TableWrite, read_table, table_exists, table_ref, write_table
 from segmentation.lineage import Lineage, ModelIdentity
-from segmentation.membership import MembershipUpdate, update_membership
+from segmentation.membership import MembershipUpdate
 from segmentation.models import feature_columns_of
 from segmentation.naming import describe
 from segmentation.profiles import (
@@ -55,6 +49,18 @@ from segmentation.profiles import (
     numeric_features,
     profile_clusters,
     profiles_frame,
+)
+from segmentation.publish import (
+    PublishedRun,
+    apply_membership,
+    check_slice,
+    discard_slices,
+    new_write_id,
+    publish,
+    published_rows,
+    published_runs,
+    published_slice,
+    resolve_run,
 )
 from segmentation.rules import RULE_PREDICTION, fit_rule_tree, predict_rules, segment_rules
 from segmentation.stages.features import read_customer_features
@@ -69,11 +75,12 @@ from segmentation.tables import (
     MLFLOW_RUN_ID,
     MODEL_NAME,
     MODEL_VERSION,
+    PUBLISHED,
     SEGMENT_ASSIGNMENTS,
     SEGMENT_ID,
-    SEGMENT_MEMBERSHIP,
     SEGMENT_NAME,
     SEGMENT_PROFILES,
+    WRITE_ID,
     clv_in,
 )
 from segmentation.timing import PhaseTimer
@@ -110,10 +117,12 @@ class _Scored:
     scored: DataFrame
     customers: int
     refs: dict[str, TableRef]
+    lake: LakeConfig
     timer: PhaseTimer = field(default_factory=PhaseTimer)
 
 
 def run_assign(cfg: Config, spark: SparkSession) -> AssignResult:
+    started_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     scoring = _score(cfg, spark)
     as_of_date = cfg.features.as_of_date
     assignment_id = assignment_id_for(as_of_date, scoring.identity)
@@ -125,11 +134,13 @@ def run_assign(cfg: Config, spark: SparkSession) -> AssignResult:
         segments=len(profiles),
         as_of_date=as_of_date,
         features_version=scoring.features_version,
-        assigned_at=dt.datetime.now(dt.timezone.utc).replace(microsecond=0, tzinfo=None),
+        assigned_at=started_at.replace(microsecond=0),
+        write_id=new_write_id(started_at),
     )
     metadata = {
         "stage": "assign",
         ASSIGNMENT_ID: assignment_id,
+        WRITE_ID: lineage.write_id,
         MLFLOW_RUN_ID: scoring.identity.run_id,
         MODEL_NAME: scoring.identity.name,
         MODEL_VERSION: scoring.identity.version,
@@ -183,11 +194,8 @@ def _score(cfg: Config, spark: SparkSession) -> _Scored:
     customers = features.count()
     if customers == 0:
         raise InputError(f"table {CUSTOMER_FEATURES.name}: no rows with as_of_date {as_of_date}")
-    refs = {
-        table.name: table_ref(cfg.lake, table)
-        for table in (SEGMENT_ASSIGNMENTS, SEGMENT_PROFILES, SEGMENT_MEMBERSHIP)
-    }
-    return _Scored(model, identity, features, features_version, scored, customers, refs)
+    refs = {table.name: table_ref(cfg.lake, table) for table in (SEGMENT_ASSIGNMENTS, SEGMENT_PROFILES)}
+    return _Scored(model, identity, features, features_version, scored, customers, refs, cfg.lake)
 
 
 def _profile(
@@ -212,12 +220,11 @@ def _profile(
         )
     fidelity = sum(p.rule_hits for p in profiles) / customers
     with timer("identity"):
-        previous = _previous(spark, scoring.refs[SEGMENT_PROFILES.name], assignment_id)
+        previous = _previous(cfg, spark, assignment_id)
         overlaps = {}
         if previous is not None:
-            before = read_table(spark, scoring.refs[SEGMENT_ASSIGNMENTS.name]).filter(
-                F.col(ASSIGNMENT_ID) == F.lit(previous.assignment_id)
-            )
+            run = resolve_run(spark, cfg.lake, assignment_id=previous.assignment_id)
+            before = published_slice(spark, cfg.lake, table=SEGMENT_ASSIGNMENTS, run=run)
             overlaps = member_overlaps(scoring.scored, before)
         identify_segments(profiles, previous, overlaps, min_jaccard=cfg.assign.min_match_jaccard)
     for profile in profiles:
@@ -232,13 +239,13 @@ def _value_column(cfg: Config, features: DataFrame) -> Optional[str]:
     return column if column in features.columns else None
 
 
-def _previous(spark: SparkSession, profiles_ref: TableRef, assignment_id: str):
-    """The previous assignment from `segment_profiles`, which has k rows per assignment and so
-    is read whole."""
-    if not table_exists(spark, profiles_ref):
+def _previous(cfg: Config, spark: SparkSession, assignment_id: str):
+    """The previous published assignment from `segment_profiles`, which has k rows per
+    assignment and so is read whole."""
+    if not table_exists(spark, table_ref(cfg.lake, SEGMENT_PROFILES)) or not published_runs(spark, cfg.lake):
         return None
     rows = (
-        read_table(spark, profiles_ref)
+        published_rows(spark, cfg.lake, SEGMENT_PROFILES)
         .select(ASSIGNMENT_ID, SEGMENT_ID, SEGMENT_NAME, CUSTOMER_COUNT, ASSIGNED_AT)
         .collect()
     )
@@ -254,43 +261,60 @@ def _write_gold(
     rules_fidelity: Optional[float],
     metadata: dict[str, Any],
 ) -> tuple[TableWrite, TableWrite, MembershipUpdate]:
+    """Slices, invariants, publish, clean-up, membership: `segmentation.publish` says why."""
     assignment_id = metadata[ASSIGNMENT_ID]
     refs, timer = scoring.refs, scoring.timer
-    slice_predicate = f"{ASSIGNMENT_ID} = '{assignment_id}'"
-    assignments = label_assignments(scoring.scored, profiles, assignment_id=assignment_id, lineage=lineage)
-    with all_or_nothing(spark, list(refs.values())):
-        with timer("write assignments"):
-            assignments_written = write_table(
-                spark,
-                refs[SEGMENT_ASSIGNMENTS.name],
-                assignments,
-                user_metadata=metadata,
-                replace_where=slice_predicate,
+    slice_of = (F.col(ASSIGNMENT_ID) == F.lit(assignment_id)) & (F.col(WRITE_ID) == F.lit(lineage.write_id))
+    with timer("write assignments"):
+        assignments_written = write_table(
+            spark,
+            refs[SEGMENT_ASSIGNMENTS.name],
+            label_assignments(scoring.scored, profiles, assignment_id=assignment_id, lineage=lineage),
+            user_metadata=metadata,
+            append=True,
+        )
+    with timer("write profiles"):
+        profiles_written = write_table(
+            spark,
+            refs[SEGMENT_PROFILES.name],
+            profiles_frame(
+                spark, profiles, assignment_id=assignment_id, lineage=lineage, rules_fidelity=rules_fidelity
+            ),
+            user_metadata=metadata,
+            append=True,
+        )
+    with timer("publish"):
+        check_slice(
+            read_table(spark, refs[SEGMENT_ASSIGNMENTS.name]).filter(slice_of),
+            read_table(spark, refs[SEGMENT_PROFILES.name]).filter(slice_of),
+            customers=scoring.customers,
+            assignment_id=assignment_id,
+        )
+        run = PublishedRun(
+            assignment_id=assignment_id,
+            write_id=lineage.write_id,
+            status=PUBLISHED,
+            model_name=lineage.model.name,
+            model_version=lineage.model.version,
+            mlflow_run_id=lineage.model.run_id,
+            algorithm=lineage.algorithm,
+            as_of_date=lineage.as_of_date,
+            features_table_version=lineage.features_version,
+            customers=scoring.customers,
+            segments=len(profiles),
+            assignments_version=assignments_written.version,
+            profiles_version=profiles_written.version,
+            assigned_at=lineage.assigned_at,
+            published_at=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
+            config_hash=metadata["config_hash"],
+        )
+        if not publish(spark, scoring.lake, run):
+            discard_slices(spark, scoring.lake, run, own=True)
+            raise ConflictError(
+                f"table segment_runs: a newer run of assignment {assignment_id} published it first; "
+                "this run's rows were discarded"
             )
-        with timer("write profiles"):
-            profiles_written = write_table(
-                spark,
-                refs[SEGMENT_PROFILES.name],
-                profiles_frame(
-                    spark,
-                    profiles,
-                    assignment_id=assignment_id,
-                    lineage=lineage,
-                    rules_fidelity=rules_fidelity,
-                ),
-                user_metadata=metadata,
-                replace_where=slice_predicate,
-            )
-        with timer("membership"):
-            # From the slice just written: narrow columns, no rescoring.
-            written = read_table(spark, refs[SEGMENT_ASSIGNMENTS.name]).filter(
-                F.col(ASSIGNMENT_ID) == assignment_id
-            )
-            membership = update_membership(
-                spark,
-                refs[SEGMENT_MEMBERSHIP.name],
-                written,
-                as_of_date=lineage.as_of_date,
-                user_metadata=metadata,
-            )
+        discard_slices(spark, scoring.lake, run)
+    with timer("membership"):
+        membership = apply_membership(spark, scoring.lake)[assignment_id]
     return assignments_written, profiles_written, membership

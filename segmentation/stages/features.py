@@ -47,15 +47,17 @@ class FeaturesResult:
 def run_features(cfg: Config, spark: SparkSession) -> FeaturesResult:
     as_of_date = cfg.features.as_of_date
     transactions_ref = table_ref(cfg.lake, TRANSACTIONS)
-    transactions = read_table(spark, transactions_ref)
+    # Pinned to one version: every job below reads the same snapshot, whatever an ingest
+    # running meanwhile commits.
     transactions_version = table_version(spark, transactions_ref)
+    transactions = read_table(spark, transactions_ref, transactions_version)
     if transactions.filter(F.to_date(ORDER_TS) <= F.lit(as_of_date)).limit(1).count() == 0:
         raise InputError(
             f"table {TRANSACTIONS.name}: no transaction on or before features.as_of_date {as_of_date}"
         )
     customers_ref = table_ref(cfg.lake, CUSTOMERS)
     customers = (
-        read_table(spark, customers_ref)
+        read_table(spark, customers_ref, table_version(spark, customers_ref))
         if cfg.input.customers.path and table_exists(spark, customers_ref)
         else None
     )
@@ -105,7 +107,9 @@ def read_customer_features(spark: SparkSession, cfg: Config) -> tuple[DataFrame,
     value_ref = table_ref(cfg.lake, CUSTOMER_VALUE)
     if not table_exists(spark, value_ref):
         return features, version
-    values = read_table(spark, value_ref).filter(F.col(AS_OF_DATE) == F.lit(as_of_date))
+    values = read_table(spark, value_ref, table_version(spark, value_ref)).filter(
+        F.col(AS_OF_DATE) == F.lit(as_of_date)
+    )
     wanted = [P_ALIVE, EXPECTED_ORDER_VALUE]
     wanted += [name for h in cfg.clv.horizons for name in (expected_purchases_in(h), clv_in(h))]
     columns = [column for column in wanted if column in values.columns]

@@ -1,5 +1,6 @@
-"""`segment history`, `segment show` and `segment diff`: past assignment versions read back
-from the gold tables, by assignment id or by Delta version (time travel)."""
+"""`segment history`, `segment show` and `segment diff`: published assignments read back from
+the gold tables, by assignment id or by the Delta version of `segment_assignments` that
+committed them; `segment_runs` lists them, so the list does not depend on the Delta log."""
 
 from __future__ import annotations
 
@@ -12,13 +13,12 @@ from pyspark.sql import functions as F
 
 from segmentation.config import Config
 from segmentation.errors import InputError
-from segmentation.history import MigrationSummary, assignment_versions, migration
-from segmentation.io import TableWrite, read_assignments, table_history, table_ref, write_table
+from segmentation.history import MigrationSummary, migration
+from segmentation.io import TableWrite, table_ref, write_table
+from segmentation.publish import published_runs, read_assignments
 from segmentation.tables import (
     ALGORITHM,
-    AS_OF_DATE,
     ASSIGNED_AT,
-    ASSIGNMENT_ID,
     COMPUTED_AT,
     CUSTOMER_COUNT,
     DISTANCE_TO_CENTROID,
@@ -31,20 +31,22 @@ from segmentation.tables import (
     SEGMENT_MIGRATIONS,
     SEGMENT_NAME,
     SEGMENT_PROBABILITY,
+    SEGMENT_RUNS,
     TO_ASSIGNMENT_ID,
 )
 
 
 @dataclass(frozen=True)
 class AssignmentVersion:
-    """A commit of `segment_assignments` that wrote an assignment."""
+    """A published assignment: the Delta version of `segment_assignments` that committed its
+    rows, and when it was published."""
 
     version: int
     timestamp: dt.datetime
     assignment_id: str
     model_name: str
     model_version: str
-    as_of_date: str
+    as_of_date: dt.date
     customers: int
 
 
@@ -84,20 +86,19 @@ class DiffResult:
 
 
 def run_history(cfg: Config, spark: SparkSession) -> HistoryResult:
-    ref = table_ref(cfg.lake, SEGMENT_ASSIGNMENTS)
     versions = [
         AssignmentVersion(
-            version=v["version"],
-            timestamp=v["timestamp"],
-            assignment_id=v[ASSIGNMENT_ID],
-            model_name=v[MODEL_NAME],
-            model_version=v[MODEL_VERSION],
-            as_of_date=v[AS_OF_DATE],
-            customers=v[CUSTOMER_COUNT],
+            version=run.assignments_version,
+            timestamp=run.published_at,
+            assignment_id=run.assignment_id,
+            model_name=run.model_name,
+            model_version=run.model_version,
+            as_of_date=run.as_of_date,
+            customers=run.customers,
         )
-        for v in assignment_versions(table_history(spark, ref))
+        for run in published_runs(spark, cfg.lake)
     ]
-    return HistoryResult(str(ref), tuple(versions))
+    return HistoryResult(str(table_ref(cfg.lake, SEGMENT_RUNS)), tuple(versions))
 
 
 def run_show(
@@ -161,14 +162,7 @@ def run_diff(
 def _latest_two(
     spark: SparkSession, cfg: Config, *, source: Optional[str], target: Optional[str]
 ) -> tuple[str, str]:
-    written = list(
-        dict.fromkeys(
-            v[ASSIGNMENT_ID]
-            for v in reversed(
-                assignment_versions(table_history(spark, table_ref(cfg.lake, SEGMENT_ASSIGNMENTS)))
-            )
-        )
-    )
+    written = [run.assignment_id for run in reversed(published_runs(spark, cfg.lake))]
     target = target or (written[0] if written else None)
     earlier = [a for a in written if a != target]
     source = source or (earlier[0] if earlier else None)

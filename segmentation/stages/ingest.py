@@ -1,7 +1,10 @@
 """`segment ingest`: raw input -> bronze `transactions` (and `customers`), rejects kept aside.
 
-Validation runs before any write; the writes then happen as one all-or-nothing group, so a
-failed run leaves every Delta table as it was.
+Validation runs before any write, so bad input leaves every table as it was. Each table is
+then replaced in one Delta commit (a reader sees its previous rows or all the new ones, even
+if the process is killed), rejects first and `transactions`, which every later stage reads,
+last. A run killed between commits leaves new rejects beside the previous bronze rows, and
+the next run replaces them all; nothing is ever rolled back.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from segmentation.config import Config, CustomersInput, TransactionsInput
+from segmentation.errors import SchemaError
 from segmentation.ingest import (
     CUSTOMER_RULES,
     TRANSACTION_RULES,
@@ -26,7 +30,7 @@ from segmentation.ingest import (
     parse_transactions,
     protect_pii,
 )
-from segmentation.io import TableWrite, all_or_nothing, read_source, resolve_path, table_ref, write_table
+from segmentation.io import TableWrite, check_writable, read_source, resolve_path, table_ref, write_table
 from segmentation.tables import CUSTOMERS, INGESTED_AT, REJECTED, TRANSACTIONS
 
 log = logging.getLogger(__name__)
@@ -58,10 +62,11 @@ def run_ingest(cfg: Config, spark: SparkSession) -> IngestResult:
     salt = os.environ.get(cfg.ingest.pii_salt_env) or cfg.ingest.pii_salt
     max_share = cfg.ingest.max_reject_share
     tx_cfg = cfg.input.transactions
+    ingested_at = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     transactions = parse_transactions(
         _read(spark, tx_cfg, table=TRANSACTIONS.name, salt=salt),
         tx_cfg,
-        as_of_date=cfg.features.as_of_date,
+        max_order_ts=cfg.ingest.max_order_ts or ingested_at,
         source=_describe(tx_cfg),
     )
     checked: list[tuple[ParsedInput, RejectReport]] = [
@@ -76,35 +81,39 @@ def run_ingest(cfg: Config, spark: SparkSession) -> IngestResult:
         )
         checked.append((customers, check_rejects(customers, CUSTOMER_RULES, max_share)))
 
-    ingested_at = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    refs = [
-        table_ref(cfg.lake, table)
-        for parsed, _ in checked
-        for table in (_BRONZE[parsed.table], REJECTED[parsed.table])
+    for parsed, _ in checked:  # every table writable before the first write
+        check_writable(spark, table_ref(cfg.lake, _BRONZE[parsed.table]), parsed.valid.schema)
+    rejects = {}
+    for parsed, report in checked:  # every rejects table first
+        rejects[parsed.table] = write_table(
+            spark,
+            table_ref(cfg.lake, REJECTED[parsed.table]),
+            _stamped(parsed, ingested_at),
+            user_metadata=_metadata(cfg, report, table=parsed.table, ingested_at=ingested_at),
+        )
+    ingested = [
+        _write(
+            spark,
+            cfg,
+            parsed,
+            report=report,
+            metadata=_metadata(cfg, report, table=parsed.table, ingested_at=ingested_at),
+            rejected=rejects[parsed.table],
+        )
+        for parsed, report in reversed(checked)  # customers, then transactions last
     ]
-    ingested = []
-    with all_or_nothing(spark, refs):
-        for parsed, report in checked:
-            metadata = {
-                "stage": "ingest",
-                "table": parsed.table,
-                "as_of_date": cfg.features.as_of_date,
-                "rows_read": report.rows_read,
-                "rows_rejected": report.rows_rejected,
-                "config_hash": cfg.fingerprint(),
-                "ingested_at": ingested_at,
-            }
-            ingested.append(
-                _write(
-                    spark,
-                    cfg,
-                    parsed,
-                    report=report,
-                    metadata=metadata,
-                    rejected=_stamped(parsed, ingested_at),
-                )
-            )
-    return IngestResult(tables=tuple(ingested), ingested_at=ingested_at)
+    return IngestResult(tables=tuple(reversed(ingested)), ingested_at=ingested_at)
+
+
+def _metadata(cfg: Config, report: RejectReport, *, table: str, ingested_at: dt.datetime) -> dict:
+    return {
+        "stage": "ingest",
+        "table": table,
+        "rows_read": report.rows_read,
+        "rows_rejected": report.rows_rejected,
+        "config_hash": cfg.fingerprint(),
+        "ingested_at": ingested_at,
+    }
 
 
 def _write(
@@ -114,11 +123,18 @@ def _write(
     *,
     report: RejectReport,
     metadata: dict,
-    rejected: DataFrame,
+    rejected: TableWrite,
 ) -> IngestedTable:
-    """The table's valid rows, duplicates handled by the policy, and its rejects, in two commits."""
+    """The table's valid rows, duplicates handled by the policy, in one commit."""
     table = _BRONZE[parsed.table]
     policy = dedupe_policy(cfg) if table is TRANSACTIONS else "exact"
+    if rejected.rows is not None and rejected.rows != report.rows_rejected:
+        # Every raw row lands once: kept, rejected or dropped as a duplicate. A mismatch here
+        # is a bug, caught before the table every later stage reads is replaced.
+        raise SchemaError(
+            f"table {rejected.table}: {rejected.rows:,} rows written for {report.rows_rejected:,} "
+            f"rejected rows of {table.name}; {table.name} was not replaced"
+        )
     valid = parsed.valid
     if policy == "exact":
         valid = valid.dropDuplicates()
@@ -127,7 +143,6 @@ def _write(
     written = write_table(spark, table_ref(cfg.lake, table), valid, user_metadata=metadata)
     dropped = report.rows_read - report.rows_rejected - (written.rows or 0)
     possible = (written.rows or 0) - parsed.valid.distinct().count() if policy == "none" else 0
-    rejects = write_table(spark, table_ref(cfg.lake, REJECTED[table.name]), rejected, user_metadata=metadata)
     log.info(
         "%s: %s; dedupe %s: %s dropped, %s identical lines kept",
         table.name,
@@ -136,7 +151,7 @@ def _write(
         f"{dropped:,}",
         f"{possible:,}",
     )
-    return IngestedTable(table.name, written, rejects, report, policy, dropped, possible)
+    return IngestedTable(table.name, written, rejected, report, policy, dropped, possible)
 
 
 def dedupe_policy(cfg: Config) -> str:

@@ -10,6 +10,7 @@ from typing import Optional
 
 from pyspark.sql import SparkSession
 
+from segmentation import tracking
 from segmentation.config import Config
 from segmentation.stages.assign import AssignResult, run_assign
 from segmentation.stages.clv import ClvResult, run_clv
@@ -32,6 +33,9 @@ class PipelineResult:
 
 
 def run_pipeline(cfg: Config, spark: SparkSession) -> PipelineResult:
+    # The MLflow store is checked before ingest writes anything: an outage stops the run
+    # with every table as it was, not after bronze and silver moved on.
+    tracking.configure(cfg.mlflow, writes=True)
     results = {
         stage.__name__.removeprefix("run_"): stage(cfg, spark)
         for stage in STAGES

@@ -10,13 +10,12 @@ from typing import Optional
 import mlflow
 from mlflow import MlflowClient
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 from segmentation import tracking
 from segmentation.config import Config
-from segmentation.history import previous_assignment_id
-from segmentation.io import read_assignments, read_table, resolve_path, table_ref
+from segmentation.io import resolve_path
 from segmentation.profiles import SegmentSummary
+from segmentation.publish import previous_run, published_slice, read_assignments, resolve_run
 from segmentation.report import render_report
 from segmentation.stages.history import summarize_migration
 from segmentation.tables import ASSIGNMENT_ID, SEGMENT_ID, SEGMENT_PROFILES
@@ -40,11 +39,12 @@ class ReportResult:
 
 
 def run_report(cfg: Config, spark: SparkSession, *, assignment_id: Optional[str] = None) -> ReportResult:
-    assignment_id, assignments = read_assignments(spark, cfg.lake, assignment_id=assignment_id)
-    all_profiles = read_table(spark, table_ref(cfg.lake, SEGMENT_PROFILES))
-    rows = all_profiles.filter(F.col(ASSIGNMENT_ID) == F.lit(assignment_id)).orderBy(SEGMENT_ID).collect()
+    run = resolve_run(spark, cfg.lake, assignment_id=assignment_id)
+    assignment_id, assignments = read_assignments(spark, cfg.lake, assignment_id=run.assignment_id)
+    rows = published_slice(spark, cfg.lake, table=SEGMENT_PROFILES, run=run).orderBy(SEGMENT_ID).collect()
     first = rows[0]
-    previous_id = previous_assignment_id(all_profiles, first.assigned_at)
+    previous = previous_run(spark, cfg.lake, assignment_id)
+    previous_id = previous.assignment_id if previous is not None else None
     summary = None
     if previous_id is not None:
         _, before = read_assignments(spark, cfg.lake, assignment_id=previous_id)

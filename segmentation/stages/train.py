@@ -137,7 +137,7 @@ def _prepare(cfg: Config, at_date: DataFrame) -> _Sweep:
 
 def _tracked_sweep(cfg: Config, sweep: _Sweep, features_version: int) -> TrainResult:
     as_of_date = cfg.features.as_of_date
-    experiment_id = tracking.configure(cfg.mlflow)
+    experiment_id = tracking.configure(cfg.mlflow, writes=True)
     with mlflow.start_run(
         run_name=f"sweep as of {as_of_date}",
         tags={
