@@ -239,7 +239,8 @@ def previous_assignment(profile_rows: Sequence[Any], assignment_id: str) -> Opti
         assignment_id=latest,
         segment_sizes={row[SEGMENT_ID]: row.customers for row in rows},
         segment_names={row[SEGMENT_ID]: row[SEGMENT_NAME] for row in rows},
-        next_segment_id=max(row[SEGMENT_ID] for row in profile_rows) + 1,
+        # Not counting `assignment_id`'s own rows: assigning it again must give the same ids.
+        next_segment_id=max(row[SEGMENT_ID] for row in others) + 1,
     )
 
 

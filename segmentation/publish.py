@@ -274,7 +274,10 @@ def check_membership(spark: SparkSession, lake: LakeConfig) -> None:
             f"table {SEGMENT_MEMBERSHIP.name}: customer {doubled[CUSTOMER_ID]!r} has "
             f"{doubled['current']} current rows, not 1"
         )
-    following = F.lead(VALID_FROM).over(Window.partitionBy(CUSTOMER_ID).orderBy(VALID_FROM))
+    # A row closed on the day it opened (an as-of date assigned again with another segment)
+    # sorts before the row that replaced it.
+    order = Window.partitionBy(CUSTOMER_ID).orderBy(VALID_FROM, F.col(VALID_TO).asc_nulls_last())
+    following = F.lead(VALID_FROM).over(order)
     overlap = (
         membership.withColumn("_next_from", following)
         .filter(

@@ -45,6 +45,7 @@ def test_the_whole_pipeline_on_catalog_tables(spark, tmp_path, schema, capsys):
         "sweep.algorithms=[kmeans]",
         "sweep.grid.kmeans.k=[4]",
         "sweep.restarts=1",
+        "selection.min_stability=0",  # what is tested here is the tables, not the model
         "clv.enabled=false",
     ]
     run_generate(config_under(tmp_path, *sets, f"generate.customers={CUSTOMERS}"), spark)

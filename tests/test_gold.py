@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from segmentation import tables
-from segmentation.assign import SegmentMatch, match_segments, score_customers
+from segmentation.assign import SegmentMatch, match_segments, previous_assignment, score_customers
 from segmentation.cli import matrix_lines
 from segmentation.config import LakeConfig
 from segmentation.history import MigrationSummary, migration
@@ -288,3 +288,22 @@ def test_migration_counts_moves_new_and_gone_customers(spark):
     assert (summary.new_customers, summary.gone_customers) == (1, 1)
     assert summary.retention == {1: 0.5, 2: 0.5}
     assert matrix_lines(summary)[1].split() == ["1", "One", "1", "(50%)", "1", "(50%)", "-"]
+
+
+def test_assigning_an_assignment_again_numbers_new_segments_as_the_first_time():
+    """New segment ids continue after the previous assignments' ids, not counting the
+    assignment being assigned again, whose own new id (4) would otherwise push it to 5."""
+
+    def row(assignment_id, segment_id, day):
+        return Row(
+            assignment_id=assignment_id,
+            segment_id=segment_id,
+            segment_name=f"s{segment_id}",
+            customers=10,
+            assigned_at=dt.datetime(2025, 1, day),
+        )
+
+    rows = [row("a", s, 1) for s in (1, 2, 3)] + [row("b", s, 2) for s in (1, 2, 3, 4)]
+    again = previous_assignment(rows, "b")
+    assert (again.assignment_id, again.next_segment_id) == ("a", 4)
+    assert previous_assignment(rows, "c").next_segment_id == 5
