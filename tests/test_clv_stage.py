@@ -4,6 +4,7 @@ P(alive), expected purchases and CLV, consistent with the library's formulas."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import itertools
 
@@ -40,7 +41,7 @@ def cdnow(spark, tmp_path_factory):
         f"--set=mlflow.artifact_location={root / 'mlruns'}",
         "--set=spark.master=local[2]",
     ]
-    segment("ingest", "--conf", "cdnow", *sets, f"--set=features.as_of_date={HOLDOUT_END}")
+    segment("ingest", "--conf", "cdnow", *sets)  # keeps the lines after the as-of date too
     segment("clv", "--conf", "cdnow", *sets, "--as-of-date", CALIBRATION_END, "--holdout-end", HOLDOUT_END)
     overrides = [s.removeprefix("--set=") for s in sets]
     return load_config(["cdnow"], [*overrides, f"features.as_of_date={CALIBRATION_END}"])
@@ -51,6 +52,27 @@ def test_ingest_keeps_every_cdnow_line_identical_ones_included(spark, cdnow):
     assert transactions.count() == SAMPLE_LINES  # 21 lines repeat another exactly: kept
     per_customer = transactions.groupBy(tables.CUSTOMER_ID).agg(F.sum(tables.AMOUNT).alias("spend"))
     assert per_customer.count() == SAMPLE_CUSTOMERS
+
+
+def test_features_monetary_is_the_plain_sum_of_each_customers_amounts(spark, cdnow, tmp_path):
+    """Identical lines are separate purchases (CDNOW has no order id): none is dropped, so a
+    customer's monetary value is the sum of their lines, recomputed here with Python's csv."""
+    lake = [
+        f"--set=lake.root={cdnow.lake.root}",
+        f"--set=input.transactions.path={cdnow.input.transactions.path}",
+    ]
+    segment("features", "--conf", "cdnow", *lake, f"--set=features.as_of_date={HOLDOUT_END}")
+    raw = write_csv("sample", tmp_path / "raw") / "transactions.csv"
+    expected: dict[str, float] = {}
+    with raw.open() as lines:
+        for line in csv.DictReader(lines):
+            expected[line["customer_id"]] = expected.get(line["customer_id"], 0.0) + float(line["dollars"])
+    features = read_table(spark, table_ref(cdnow.lake, tables.CUSTOMER_FEATURES)).filter(
+        F.col(tables.AS_OF_DATE) == dt.date(1998, 6, 30)
+    )
+    monetary = {row[0]: row[1] for row in features.select(tables.CUSTOMER_ID, tables.MONETARY).collect()}
+    assert monetary.keys() == expected.keys()
+    assert max(abs(monetary[c] - expected[c]) for c in expected) < 1e-6
 
 
 def test_clv_fits_written_through_the_cli_are_the_published_cdnow_estimates(spark, cdnow):

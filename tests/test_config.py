@@ -243,7 +243,13 @@ def test_to_dict_is_plain_json_with_the_resolved_values():
         "stability_candidates": 3,
         "silhouette_decimals": 3,
     }
-    assert resolved["lake"] == {"root": "lake", "catalog": None, "schema": None}
+    assert resolved["lake"] == {
+        "root": "lake",
+        "catalog": None,
+        "schema": None,
+        "log_retention": "interval 30 days",
+        "deleted_file_retention": "interval 7 days",
+    }
 
 
 def test_fingerprint_is_the_hash_of_the_sorted_json():

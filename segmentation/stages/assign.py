@@ -68,6 +68,7 @@ from segmentation.tables import (
     AS_OF_DATE,
     ASSIGNED_AT,
     ASSIGNMENT_ID,
+    CONFIG_HASH,
     CUSTOMER_COUNT,
     CUSTOMER_FEATURES,
     CUSTOMER_ID,
@@ -148,7 +149,7 @@ def run_assign(cfg: Config, spark: SparkSession) -> AssignResult:
         FEATURES_TABLE_VERSION: scoring.features_version,
         CUSTOMER_COUNT: scoring.customers,
         "segments": len(profiles),
-        "config_hash": cfg.fingerprint(),
+        CONFIG_HASH: cfg.fingerprint(),
     }
     written = _write_gold(
         spark,
@@ -306,7 +307,7 @@ def _write_gold(
             profiles_version=profiles_written.version,
             assigned_at=lineage.assigned_at,
             published_at=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
-            config_hash=metadata["config_hash"],
+            config_hash=metadata[CONFIG_HASH],
         )
         if not publish(spark, scoring.lake, run):
             discard_slices(spark, scoring.lake, run, own=True)

@@ -16,6 +16,7 @@ the closing notes quote.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import random
 import shutil
@@ -34,7 +35,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from segmentation import tables
 from segmentation.config import Config, load_config, overrides_under
-from segmentation.io import read_table, table_ref, table_version
+from segmentation.io import read_table, table_history, table_ref, table_version
 from segmentation.publish import check_membership, published_runs, published_slice
 from segmentation.stages.features import run_features
 from segmentation.stages.generate import run_generate
@@ -253,15 +254,33 @@ STAGES = {
 }
 
 
+@dataclass(frozen=True)
+class CleanRun:
+    """A copy of the prepared lake after one clean run of a stage (the expected result), and
+    when, in seconds from its start, that run committed first and last."""
+
+    lake: Lake
+    seconds: float
+    first_commit: float
+    last_commit: float
+
+
 @pytest.fixture(scope="module")
-def clean_runs(prepared: Lake, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Lake, float]]:
-    """Per stage: a copy of the prepared lake after one clean run (the expected result), and
-    how long that run took (kill moments are drawn within it)."""
+def clean_runs(
+    spark: SparkSession, prepared: Lake, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, CleanRun]:
     runs = {}
     for name, faults in STAGES.items():
         lake = prepared.copy(tmp_path_factory.mktemp(f"clean-{name}") / "lake-root")
+        started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         seconds = _cli(lake, faults.stage, *faults.args)
-        runs[name] = (lake, seconds)
+        commits = [
+            (commit["timestamp"] - started).total_seconds()
+            for table in faults.watched
+            for commit in table_history(spark, table_ref(lake.config().lake, table))
+            if commit["timestamp"] >= started
+        ]
+        runs[name] = CleanRun(lake, seconds, min(commits), max(commits))
     return runs
 
 
@@ -271,7 +290,8 @@ def test_a_killed_stage_leaves_the_old_or_the_new_state_and_a_rerun_completes(
     spark, prepared, clean_runs, tmp_path, name, trial
 ):
     faults = STAGES[name]
-    clean, clean_seconds = clean_runs[name]
+    clean_run = clean_runs[name]
+    clean = clean_run.lake
     lake = prepared.copy(tmp_path / "lake-root")
     cfg = lake.config()
     old_state = faults.state(spark, cfg)
@@ -279,13 +299,17 @@ def test_a_killed_stage_leaves_the_old_or_the_new_state_and_a_rerun_completes(
     assert old_state != new_state  # the stage changes what readers see
     before = _versions(spark, cfg, faults.watched)
 
-    # Within the clean duration: from the driver's start-up through the last commit.
-    delay = random.Random(f"{SEED}-{name}-{trial}").uniform(0.3, 1.0) * clean_seconds
+    # Around the writes: from a few seconds before the clean run's first commit to just after
+    # its last (the kill would otherwise mostly land in the JVM's start-up).
+    delay = random.Random(f"{SEED}-{name}-{trial}").uniform(
+        max(1.0, clean_run.first_commit - 5.0), clean_run.last_commit + 1.0
+    )
     landed = _killed(lake, faults.stage, faults.args, delay)
     moved = {t: v for t, v in _versions(spark, cfg, faults.watched).items() if v != before[t]}
     seen = faults.state(spark, cfg)
     print(
-        f"\nfault {name} trial {trial}: kill at {delay:.1f} s of a {clean_seconds:.1f} s clean run, "
+        f"\nfault {name} trial {trial}: kill at {delay:.1f} s (clean run: {clean_run.seconds:.1f} s, commits "
+        f"at {clean_run.first_commit:.1f}-{clean_run.last_commit:.1f} s), "
         f"{'killed' if landed else 'had finished'}; tables committed before the kill: "
         f"{sorted(moved) or 'none'}; readers saw the {'new' if seen == new_state else 'old'} state"
     )
