@@ -15,10 +15,8 @@ from mlflow import MlflowClient
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from segmentation.history import previous_assignment_id
-from segmentation.io import read_assignments, read_table, table_ref
+from segmentation.publish import previous_run, published_rows, read_assignments
 from segmentation.tables import (
-    ASSIGNED_AT,
     ASSIGNMENT_ID,
     CUSTOMER_COUNT,
     RULE,
@@ -48,7 +46,7 @@ def check_explore(printed: str, figures: Path, *, spark: SparkSession, pipeline:
     sizes over time, the migration from the previous assignment (when there is one), three
     figures."""
     assignment_id, _ = read_assignments(spark, pipeline.cfg.lake)
-    all_profiles = read_table(spark, table_ref(pipeline.cfg.lake, SEGMENT_PROFILES))
+    all_profiles = published_rows(spark, pipeline.cfg.lake, SEGMENT_PROFILES)
     profiles = all_profiles.filter(F.col(ASSIGNMENT_ID) == assignment_id).collect()
     customers = sum(p[CUSTOMER_COUNT] for p in profiles)
     assert f"assignment {assignment_id}: {customers:,} customers in {len(profiles)} segments" in printed
@@ -58,7 +56,8 @@ def check_explore(printed: str, figures: Path, *, spark: SparkSession, pipeline:
         assert row[ASSIGNMENT_ID] in printed
     # The pipeline's own assignment is among them (other tests may have added later ones).
     assert pipeline.result.assign.assignment_id in printed
-    previous_id = previous_assignment_id(all_profiles, profiles[0][ASSIGNED_AT])
+    previous = previous_run(spark, pipeline.cfg.lake, assignment_id)
+    previous_id = previous.assignment_id if previous is not None else None
     if previous_id is None:
         assert "  previous assignment: none, this is the first\n" in printed
         assert "this is the first assignment; there is nothing to compare with\n" in printed
