@@ -43,6 +43,7 @@ from segmentation.tables import (
     SEGMENT_ASSIGNMENTS,
     SEGMENT_MEMBERSHIP,
     SEGMENT_PROFILES,
+    SEGMENT_RUNS,
     TRANSACTIONS,
     Table,
 )
@@ -167,7 +168,7 @@ def main() -> None:
     output.line(f"$ {shlex.join([Path(sys.executable).name, *sys.argv])}")
     output.line(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
     ensure_generated(cfg, spark, customers, say=output.line)
-    for table in (CUSTOMER_FEATURES, SEGMENT_ASSIGNMENTS, SEGMENT_PROFILES, SEGMENT_MEMBERSHIP):
+    for table in (CUSTOMER_FEATURES, SEGMENT_ASSIGNMENTS, SEGMENT_PROFILES, SEGMENT_RUNS, SEGMENT_MEMBERSHIP):
         shutil.rmtree(table_ref(cfg.lake, table).path, ignore_errors=True)
 
     memory = PeakMemory()
