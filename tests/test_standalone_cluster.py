@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import zipfile
 
+import pytest
 from pyspark.sql import functions as F
 
 from deploy.standalone_cluster import JOB_SCRIPTS, PROJECT, run_demo
@@ -16,6 +17,7 @@ from segmentation.tables import CUSTOMER_FEATURES, CUSTOMER_ID, SEGMENT_ASSIGNME
 CUSTOMERS = 1500
 
 
+@pytest.mark.timeout(2400)  # a master, two workers and the whole pipeline: 350-500 s here
 def test_pipeline_runs_on_executors_of_a_standalone_cluster(spark, tmp_path, capfd):
     result = run_demo(
         tmp_path,
