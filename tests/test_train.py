@@ -192,3 +192,34 @@ def test_child_processes_get_the_users_mlflow_variables_not_the_ones_mlflow_wrot
     assert "MLFLOW_TRACKING_URI" not in child
     assert child["MLFLOW_REGISTRY_URI"] == "uc"
     assert child["PATH"] == os.environ["PATH"]
+
+
+def test_a_crash_before_the_alias_moves_leaves_it_on_a_complete_version(spark, lake, tmp_path, monkeypatch):
+    """Registration moves the alias last: a run that dies after registering its version but
+    before moving the alias leaves the alias on the previous, complete version; the next run
+    starts clean with a version of its own."""
+    cfg = config_under(
+        lake,
+        "sweep.algorithms=[kmeans]",
+        "sweep.grid.kmeans.k=[6]",
+        "sweep.restarts=1",
+        f"mlflow.tracking_uri=sqlite:///{tmp_path}/m.db",
+        f"mlflow.artifact_location={tmp_path}/mlruns",
+    )
+    name = cfg.model.registered_name
+    assert run_train(cfg, spark).registered.version == "1"
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed before the alias moved")
+
+    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", killed)
+    with pytest.raises(RuntimeError, match="killed before the alias moved"):
+        run_train(cfg, spark)
+    monkeypatch.undo()
+    client = MlflowClient()
+    assert str(client.get_model_version_by_alias(name, cfg.model.alias).version) == "1"
+    assert client.get_model_version(name, "2").status == "READY"  # registered, not aliased
+    assert champion_assignments(spark, cfg).count() > 0  # the alias loads and scores
+
+    assert run_train(cfg, spark).registered.version == "3"
+    assert str(client.get_model_version_by_alias(name, cfg.model.alias).version) == "3"
