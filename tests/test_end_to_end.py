@@ -150,4 +150,4 @@ def test_cli_prints_each_result_in_its_format(spark, finished_pipeline: Finished
     assert lines[1].split() == ["id", "segment", "customers", "mean", "probability", "mean", "distance"]
     assert len(lines) == 2 + len(shown.segments)
     segment("history", *sets)
-    assert capsys.readouterr().out.splitlines()[0].split()[:3] == ["delta", "version", "written"]
+    assert capsys.readouterr().out.splitlines()[0].split()[:3] == ["delta", "version", "published"]
