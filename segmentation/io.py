@@ -235,7 +235,7 @@ def _add_missing_constraints(spark: SparkSession, ref: TableRef) -> None:
     present = _table_properties(spark, ref)
     changed = {k: v for k, v in ref.properties if present.get(k) != v}
     if changed:
-        settings = ", ".join(f"'{k}' = '{v}'" for k, v in changed.items())
+        settings = ", ".join(f"'{k}' = '{_sql_string(v)}'" for k, v in changed.items())
         with _commit_metadata(spark, {"stage": "evolve", "table": ref.label}), _conflicts_tolerated():
             spark.sql(f"ALTER TABLE {ref.sql} SET TBLPROPERTIES ({settings})")
     for name, expression in ref.table.checks:

@@ -99,13 +99,17 @@ def published_runs(spark: SparkSession, lake: LakeConfig) -> list[PublishedRun]:
 
 
 def published_run(spark: SparkSession, lake: LakeConfig, assignment_id: str) -> PublishedRun:
-    runs = {run.assignment_id: run for run in published_runs(spark, lake)}
-    if assignment_id not in runs:
+    return _by_id(published_runs(spark, lake), assignment_id)
+
+
+def _by_id(runs: list[PublishedRun], assignment_id: str) -> PublishedRun:
+    match = [run for run in runs if run.assignment_id == assignment_id]
+    if not match:
         raise InputError(
             f"table {SEGMENT_RUNS.name}: no published assignment {assignment_id!r}; "
             f"`segment history` lists them ({len(runs)} published)"
         )
-    return runs[assignment_id]
+    return match[0]
 
 
 def published_slice(spark: SparkSession, lake: LakeConfig, *, table: Table, run: PublishedRun) -> DataFrame:
@@ -154,7 +158,7 @@ def resolve_run(
             "run `segment assign` first"
         )
     if assignment_id is not None:
-        return published_run(spark, lake, assignment_id)
+        return _by_id(runs, assignment_id)
     if version is not None:
         match = [run for run in runs if run.assignments_version == version]
         if not match:

@@ -83,21 +83,26 @@ def run_ingest(cfg: Config, spark: SparkSession) -> IngestResult:
 
     for parsed, _ in checked:  # every table writable before the first write
         check_writable(spark, table_ref(cfg.lake, _BRONZE[parsed.table]), parsed.valid.schema)
-    rejects = {}
-    for parsed, report in checked:  # every rejects table first
-        rejects[parsed.table] = write_table(
+    metadata = {
+        parsed.table: _metadata(cfg, report, table=parsed.table, ingested_at=ingested_at)
+        for parsed, report in checked
+    }
+    rejects = {
+        parsed.table: write_table(  # every rejects table first
             spark,
             table_ref(cfg.lake, REJECTED[parsed.table]),
             _stamped(parsed, ingested_at),
-            user_metadata=_metadata(cfg, report, table=parsed.table, ingested_at=ingested_at),
+            user_metadata=metadata[parsed.table],
         )
+        for parsed, _ in checked
+    }
     ingested = [
         _write(
             spark,
             cfg,
             parsed,
             report=report,
-            metadata=_metadata(cfg, report, table=parsed.table, ingested_at=ingested_at),
+            metadata=metadata[parsed.table],
             rejected=rejects[parsed.table],
         )
         for parsed, report in reversed(checked)  # customers, then transactions last

@@ -15,10 +15,10 @@ from segmentation import tracking
 from segmentation.config import Config
 from segmentation.io import resolve_path
 from segmentation.profiles import SegmentSummary
-from segmentation.publish import previous_run, published_slice, read_assignments, resolve_run
+from segmentation.publish import previous_run, published_slice, resolve_run
 from segmentation.report import render_report
 from segmentation.stages.history import summarize_migration
-from segmentation.tables import ASSIGNMENT_ID, SEGMENT_ID, SEGMENT_PROFILES
+from segmentation.tables import ASSIGNMENT_ID, SEGMENT_ASSIGNMENTS, SEGMENT_ID, SEGMENT_PROFILES
 
 REPORT_ARTIFACT_DIR = "reports"
 
@@ -40,14 +40,15 @@ class ReportResult:
 
 def run_report(cfg: Config, spark: SparkSession, *, assignment_id: Optional[str] = None) -> ReportResult:
     run = resolve_run(spark, cfg.lake, assignment_id=assignment_id)
-    assignment_id, assignments = read_assignments(spark, cfg.lake, assignment_id=run.assignment_id)
+    assignment_id = run.assignment_id
+    assignments = published_slice(spark, cfg.lake, table=SEGMENT_ASSIGNMENTS, run=run)
     rows = published_slice(spark, cfg.lake, table=SEGMENT_PROFILES, run=run).orderBy(SEGMENT_ID).collect()
     first = rows[0]
     previous = previous_run(spark, cfg.lake, assignment_id)
     previous_id = previous.assignment_id if previous is not None else None
     summary = None
-    if previous_id is not None:
-        _, before = read_assignments(spark, cfg.lake, assignment_id=previous_id)
+    if previous is not None:
+        before = published_slice(spark, cfg.lake, table=SEGMENT_ASSIGNMENTS, run=previous)
         summary, _ = summarize_migration(spark, before, assignments)
     meta = {
         ASSIGNMENT_ID: assignment_id,

@@ -101,11 +101,16 @@ def prepared(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> L
     return lake
 
 
+def _command(lake: Lake, stage: str, *more: str) -> list[str]:
+    """`segment <stage>` on the lake, with `more` overrides."""
+    return [str(SEGMENT), stage, *(f"--set={o}" for o in (*lake.overrides, *more))]
+
+
 def _cli(lake: Lake, stage: str, *more: str) -> float:
     """One clean CLI run; its wall time."""
     started = time.monotonic()
     completed = subprocess.run(
-        [str(SEGMENT), stage, *(f"--set={o}" for o in (*lake.overrides, *more))],
+        _command(lake, stage, *more),
         cwd=lake.root,
         capture_output=True,
         text=True,
@@ -119,7 +124,7 @@ def _killed(lake: Lake, stage: str, more: tuple[str, ...], delay: float) -> bool
     """Start the stage, SIGKILL its whole process group after `delay` s; True when it was
     still running (the kill landed), False when it had already finished."""
     process = subprocess.Popen(
-        [str(SEGMENT), stage, *(f"--set={o}" for o in (*lake.overrides, *more))],
+        _command(lake, stage, *more),
         cwd=lake.root,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -324,7 +329,7 @@ def _concurrently(lake: Lake, *runs: tuple[str, ...]) -> list[subprocess.Complet
     """Start every `(stage, *overrides)` at once; wait for all."""
     processes = [
         subprocess.Popen(
-            [str(SEGMENT), stage, *(f"--set={o}" for o in (*lake.overrides, *more))],
+            _command(lake, stage, *more),
             cwd=lake.root,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
