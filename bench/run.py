@@ -4,7 +4,9 @@
 
 The dataset of a scale is generated once into bench/.cache/ (ignored by git). A run starts from
 its raw files: ingest -> features -> train -> assign -> report, each timed with its peak driver
-memory, and the floors of bench/floors.py timed just before their stage. The sweep grid is
+memory, and the floors of bench/floors.py timed just before their stage; `segment clv` is
+timed against the features stage of the same run (`--stages ingest,features,clv` runs only
+those). The sweep grid is
 k = 2..6 for the three algorithms, one start per fit (BENCH_SWEEP; `--full-sweep` keeps the
 configured grid); the naive sweep, which fits on every customer, runs up to
 `--naive-max-customers`. Each stage's result is printed as `segment` prints it
@@ -34,12 +36,15 @@ from segmentation.config import ALGORITHMS, Config, load_config
 from segmentation.io import read_source, read_table, table_ref
 from segmentation.spark import get_spark
 from segmentation.stages.assign import run_assign
+from segmentation.stages.clv import ClvResult, run_clv
 from segmentation.stages.features import run_features
 from segmentation.stages.ingest import run_ingest
 from segmentation.stages.report import run_report
 from segmentation.stages.train import run_train
 from segmentation.tables import (
+    CLV_FITS,
     CUSTOMER_FEATURES,
+    CUSTOMER_VALUE,
     SEGMENT_ASSIGNMENTS,
     SEGMENT_MEMBERSHIP,
     SEGMENT_PROFILES,
@@ -49,6 +54,7 @@ from segmentation.tables import (
 )
 
 SCALES = {"100k": 100_000, "1m": 1_000_000, "10m": 10_000_000}
+STAGES = ("ingest", "features", "clv", "train", "assign", "report")
 BENCH_SWEEP = (
     *[f"sweep.grid.{algorithm}.k=[2, 3, 4, 5, 6]" for algorithm in ALGORITHMS],
     "sweep.restarts=1",
@@ -136,14 +142,27 @@ def _high_water_mb(pid: int) -> float:
     raise RuntimeError(f"no VmHWM in /proc/{pid}/status")
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=SCALES, default="100k")
     parser.add_argument("--naive-max-customers", type=int, default=1_000_000)
     parser.add_argument("--full-sweep", action="store_true", help="the configured grid, not BENCH_SWEEP")
+    parser.add_argument(
+        "--stages",
+        type=lambda text: [stage.strip() for stage in text.split(",")],
+        default=list(STAGES),
+        help=f"comma-separated, run in pipeline order; default all: {','.join(STAGES)}",
+    )
     parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE")
     args = parser.parse_args()
+    unknown = sorted(set(args.stages) - set(STAGES))
+    if unknown:
+        parser.error(f"--stages: unknown {', '.join(unknown)}; choose from {', '.join(STAGES)}")
+    return args
 
+
+def main() -> None:
+    args = parse_args()
     configure_logging(verbose=False)
     customers = SCALES[args.scale]
     scratch = Path(tempfile.mkdtemp(prefix=f"bench-{args.scale}-"))
@@ -168,7 +187,15 @@ def main() -> None:
     output.line(f"$ {shlex.join([Path(sys.executable).name, *sys.argv])}")
     output.line(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
     ensure_generated(cfg, spark, customers, say=output.line)
-    for table in (CUSTOMER_FEATURES, SEGMENT_ASSIGNMENTS, SEGMENT_PROFILES, SEGMENT_RUNS, SEGMENT_MEMBERSHIP):
+    derived = (
+        CUSTOMER_FEATURES,
+        CUSTOMER_VALUE,
+        CLV_FITS,
+        SEGMENT_ASSIGNMENTS,
+        SEGMENT_PROFILES,
+        SEGMENT_RUNS,
+    )
+    for table in (*derived, SEGMENT_MEMBERSHIP):
         shutil.rmtree(table_ref(cfg.lake, table).path, ignore_errors=True)
 
     memory = PeakMemory()
@@ -192,30 +219,31 @@ def main() -> None:
         output.line(f"[bench] {stage}: {seconds:.1f} s{floor_text}")
         return result
 
-    measure("ingest", run_ingest, None)
-    measure("features", run_features, TRANSACTIONS, floor=lambda: features_floor(cfg, spark))
-    naive: dict[str, str] = {}
-    trained = measure(
-        "train (sweep)",
-        run_train,
-        CUSTOMER_FEATURES,
-        floor=(lambda: naive.setdefault("champion", naive_sweep(configured("naive"), spark)))
-        if customers <= args.naive_max_customers
-        else None,
-    )
-    if naive:
-        same = trained.champion.name == naive["champion"]
-        measurements[-1].note = f"naive champion {naive['champion']}: {'same' if same else 'DIFFERENT'}"
-    else:
-        measurements[-1].note = f"naive sweep not run above {args.naive_max_customers:,} customers"
-    assigned = measure(
-        "assign",
-        run_assign,
-        CUSTOMER_FEATURES,
-        floor=lambda: assignment_floor(cfg, spark, scratch / "floor"),
-    )
-    measurements[-1].note = "; ".join(f"{phase} {s:.1f} s" for phase, s in assigned.phase_seconds.items())
-    measure("report", run_report, SEGMENT_ASSIGNMENTS)
+    if "ingest" in args.stages:
+        measure("ingest", run_ingest, None)
+    if "features" in args.stages:
+        measure("features", run_features, TRANSACTIONS, floor=lambda: features_floor(cfg, spark))
+    if "clv" in args.stages:
+        clv = measure("clv", run_clv, TRANSACTIONS)
+        measurements[-1].note = clv_note(clv, measurements)
+    if "train" in args.stages:
+        train_stage(
+            args,
+            measure,
+            measurements,
+            customers=customers,
+            naive_floor=lambda: naive_sweep(configured("naive"), spark),
+        )
+    if "assign" in args.stages:
+        assigned = measure(
+            "assign",
+            run_assign,
+            CUSTOMER_FEATURES,
+            floor=lambda: assignment_floor(cfg, spark, scratch / "floor"),
+        )
+        measurements[-1].note = "; ".join(f"{phase} {s:.1f} s" for phase, s in assigned.phase_seconds.items())
+    if "report" in args.stages:
+        measure("report", run_report, SEGMENT_ASSIGNMENTS)
 
     output.line("")
     output.line(
@@ -228,8 +256,45 @@ def main() -> None:
     for line in format_table(measurements):
         output.line(line)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.scale}.txt").write_text(output.text())
+    name = args.scale if args.stages == list(STAGES) else "-".join([args.scale, *args.stages])
+    (RESULTS / f"{name}.txt").write_text(output.text())
     shutil.rmtree(scratch, ignore_errors=True)
+
+
+def clv_note(clv: ClvResult, measurements: list[Measurement]) -> str:
+    """The clv stage's time as a multiple of the features stage's, and whether both fits converged."""
+    features_seconds = next((m.seconds for m in measurements if m.stage == "features"), None)
+    ratio = f"{measurements[-1].seconds / features_seconds:.2f}x features; " if features_seconds else ""
+    return (
+        f"{ratio}bg_nbd converged {clv.bg_nbd.converged} ({clv.bg_nbd.iterations} iterations), "
+        f"gamma_gamma converged {clv.gamma_gamma.converged}"
+    )
+
+
+def train_stage(
+    args: argparse.Namespace,
+    measure: Callable[..., Any],
+    measurements: list[Measurement],
+    *,
+    customers: int,
+    naive_floor: Callable[[], str],
+) -> None:
+    """The sweep, against the naive sweep (every grid point on every customer) up to
+    `--naive-max-customers`, noting whether both pick the same champion."""
+    naive: dict[str, str] = {}
+    trained = measure(
+        "train (sweep)",
+        run_train,
+        CUSTOMER_FEATURES,
+        floor=(lambda: naive.setdefault("champion", naive_floor()))
+        if customers <= args.naive_max_customers
+        else None,
+    )
+    if naive:
+        same = trained.champion.name == naive["champion"]
+        measurements[-1].note = f"naive champion {naive['champion']}: {'same' if same else 'DIFFERENT'}"
+    else:
+        measurements[-1].note = f"naive sweep not run above {args.naive_max_customers:,} customers"
 
 
 def timed(fn: Callable[[], object]) -> tuple[float, object]:
