@@ -19,7 +19,7 @@ SCALE       ?= 100k
 CHROMIUM    := /usr/bin/chromium
 SUDO        := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup run test test-faults lint format docs clean mlflow-ui cluster-demo wheel bench
+.PHONY: setup run test test-faults lint format docs clean mlflow-ui cluster-demo wheel bench bench-recovery
 
 setup: $(VENV)/.installed $(DELTA_JARS) $(CHROMIUM)
 
@@ -70,6 +70,11 @@ wheel: setup
 # SCALE=100k|1m|10m. bench/RESULTS.md has the figures measured and how.
 bench: setup
 	cd bench && ../$(BIN)/python run.py --scale $(SCALE) --set spark.maven_repo=$(MAVEN_REPO)
+
+# Segment recovery on planted datasets from generators that share no code with `segment
+# generate` (bench/recovery/), each through `segment pipeline`; bench/recovery/RESULTS.md.
+bench-recovery: setup
+	$(BIN)/python bench/recovery/run.py $(foreach s,$(SET),--set $(s)) --set spark.maven_repo=$(MAVEN_REPO)
 
 lint: setup
 	$(BIN)/ruff check .

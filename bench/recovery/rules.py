@@ -1,0 +1,341 @@
+"""Candidate champion rules compared on the recovery benchmark's datasets and on CDNOW.
+
+    .venv/bin/python bench/recovery/rules.py --work-dir DIR [--datasets a,b] [--cdnow DIR]
+
+Reads the lakes `bench/recovery/run.py --work-dir DIR` left behind (each dataset's
+customer_features as of its date), fits the configured grid there in-process with the
+library's own sweep functions (preprocessing once, `fit_all`, `stability`), and records for
+every fit: its metrics, its stability, its ARI against the planted personas and how much of
+the next period's spend its segments explain. Every candidate rule then picks one fit per
+dataset from the same table (written to DIR/<dataset>/fits.csv and reused on a re-run), so
+the rules differ only in how they choose.
+
+Next-period spend is computed here from the dataset's own raw lines, in (D, D + H] with H =
+`--horizon-days`; "usefulness" is omega squared of that spend across the fit's segments, the
+share of variance the segments explain, adjusted for the number of segments (eta squared
+minus what k random groups explain by chance), so it does not grow with k by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+from generators import STRFTIME
+from pyspark import StorageLevel
+from pyspark.ml.functions import vector_to_array
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
+
+from segmentation.config import Config, load_config
+from segmentation.io import read_table, table_ref
+from segmentation.models import PREDICTION, SCALED, Preprocessing, build_preprocessing
+from segmentation.spark import get_spark
+from segmentation.sweep import FitResult, fit_all, grid_points, stability
+from segmentation.tables import AS_OF_DATE, CUSTOMER_FEATURES, CUSTOMER_ID
+
+NOISE = -1
+MIN_SEGMENT_SHARE = 0.02
+MIN_STABILITY = 0.8
+GAP_REFERENCES = 5
+
+
+def next_period_spend(folder: Path, meta: dict, horizon_days: int) -> pd.Series:
+    """Spend per customer in (D, D + H], from the dataset's raw lines (customers with none are
+    absent); D's whole day belongs to the features, as in the product."""
+    columns, pattern = meta["columns"], meta["timestamp_format"]
+    transactions = pd.concat(
+        pd.read_csv(path, dtype={columns["order_ts"]: str, columns["customer_id"]: str})
+        for path in sorted((folder / "raw" / "transactions").glob("*.csv"))
+    )
+    stamps = pd.to_datetime(
+        transactions[columns["order_ts"]], format=STRFTIME[pattern] if pattern else "ISO8601"
+    )
+    start = pd.Timestamp(meta["as_of_date"]) + pd.Timedelta(days=1)
+    end = start + pd.Timedelta(days=horizon_days)
+    window = transactions[(stamps >= start) & (stamps < end)]
+    return window.groupby(window[columns["customer_id"]].astype(str))[columns["amount"]].sum()
+
+
+def omega_squared(values: np.ndarray, groups: np.ndarray) -> float:
+    """(SS_between - (k - 1) MS_within) / (SS_total + MS_within): the share of variance the
+    groups explain beyond chance (Hays), comparable across k."""
+    total = ((values - values.mean()) ** 2).sum()
+    labels, inverse = np.unique(groups, return_inverse=True)
+    k, n = len(labels), len(values)
+    if k < 2 or total == 0 or n <= k:
+        return 0.0
+    means = np.bincount(inverse, weights=values) / np.bincount(inverse)
+    between = (np.bincount(inverse) * (means - values.mean()) ** 2).sum()
+    within_mean_square = (total - between) / (n - k)
+    return float((between - (k - 1) * within_mean_square) / (total + within_mean_square))
+
+
+def reference_log_within(points: np.ndarray, ks: list[int], *, seed: int) -> dict[int, tuple[float, float]]:
+    """Gap statistic references (Tibshirani, Walther, Hastie 2001): mean and standard error
+    (times sqrt(1 + 1/B)) of log W_k of K-means on B uniform samples of the data's bounding box."""
+    rng = np.random.default_rng(seed)
+    low, high = points.min(axis=0), points.max(axis=0)
+    logs = {k: [] for k in ks}
+    for _ in range(GAP_REFERENCES):
+        uniform = rng.uniform(low, high, size=points.shape)
+        for k in ks:
+            logs[k].append(math.log(KMeans(n_clusters=k, n_init=3, random_state=0).fit(uniform).inertia_))
+    return {
+        k: (float(np.mean(v)), float(np.std(v) * math.sqrt(1 + 1 / GAP_REFERENCES))) for k, v in logs.items()
+    }
+
+
+@dataclass
+class Prepared:
+    cfg: Config
+    vectors: object  # Spark DataFrame: customer_id, features (persisted)
+    points: np.ndarray
+    customer_ids: np.ndarray
+
+
+def prepare(spark: SparkSession, folder: Path, overrides: list[str]) -> Prepared:
+    """The dataset's config as run.py ran it (plus `overrides`), and its vectors."""
+    cfg = load_config(["local", str(folder / "recovery.yaml")], overrides)
+    features = read_table(spark, table_ref(cfg.lake, CUSTOMER_FEATURES)).filter(
+        F.col(AS_OF_DATE) == F.lit(cfg.features.as_of_date)
+    )
+    columns = cfg.model.feature_columns
+    prepared = build_preprocessing(features, columns, Preprocessing.from_config(cfg.model)).fit(features)
+    vectors = prepared.transform(features).select(CUSTOMER_ID, SCALED).persist(StorageLevel.MEMORY_AND_DISK)
+    local = vectors.select(CUSTOMER_ID, vector_to_array(SCALED).alias("v")).toPandas()
+    return Prepared(cfg, vectors, np.vstack(local["v"].to_numpy()), local[CUSTOMER_ID].to_numpy())
+
+
+def fit_rows(
+    prepared: Prepared, *, planted: Optional[pd.Series], spend: pd.Series, say: Callable[[str], None]
+) -> pd.DataFrame:
+    """One row per grid point: metrics, stability, ARI against the planted personas (None
+    without them) and omega squared of next-period spend."""
+    sweep = prepared.cfg.sweep
+    points = grid_points(sweep.grid, sweep.algorithms)
+    next_spend = spend.reindex(prepared.customer_ids).fillna(0.0).to_numpy()
+    truth = None if planted is None else planted.reindex(prepared.customer_ids).to_numpy()
+    rows = []
+    for result in fit_all(prepared.vectors, points, sweep):
+        row = {"algorithm": result.point.algorithm, "k": result.point.k, **result.metric_values()}
+        if result.model is not None:
+            labels = _labels(result, prepared)
+            row["omega_squared"] = omega_squared(next_spend, labels)
+            if truth is not None:
+                member = truth != NOISE
+                row["ari"] = float(adjusted_rand_score(truth[member], labels[member]))
+            row["stability"] = stability(
+                prepared.vectors,
+                result,
+                seed=sweep.seed,
+                sample_fraction=sweep.stability_sample,
+                restarts=sweep.restarts,
+                timeout=sweep.fit_timeout_seconds,
+            )
+        say(f"  {result.point.name}: " + ", ".join(f"{key} {row[key]:.3f}" for key in _SHOWN if key in row))
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    ks = sorted(table["k"].unique())
+    references = reference_log_within(prepared.points, ks, seed=sweep.seed)
+    table["gap"] = [
+        references[k][0] - math.log(w) for k, w in zip(table["k"], table["within_ss"], strict=True)
+    ]
+    table["gap_se"] = [references[k][1] for k in table["k"]]
+    return table
+
+
+_SHOWN = ("silhouette", "calinski_harabasz", "davies_bouldin", "stability", "ari", "omega_squared")
+
+
+def _labels(result: FitResult, prepared: Prepared) -> np.ndarray:
+    scored = result.model.transform(prepared.vectors).select(CUSTOMER_ID, PREDICTION).toPandas()
+    return scored.set_index(CUSTOMER_ID)[PREDICTION].reindex(prepared.customer_ids).to_numpy()
+
+
+# ---- the candidate rules: each picks one row of a dataset's fit table (or None) ----
+
+
+def eligible(table: pd.DataFrame, *, stable: bool = True) -> pd.DataFrame:
+    ok = table["min_segment_share"] >= MIN_SEGMENT_SHARE
+    if stable:
+        ok &= table["stability"] >= MIN_STABILITY
+    return table[ok & table["silhouette"].notna()]
+
+
+def _best(table: pd.DataFrame, column: str, *, largest: bool, decimals: Optional[int] = None):
+    if table.empty:
+        return None
+    values = table[column].round(decimals) if decimals is not None else table[column]
+    order = table.assign(_v=values if largest else -values).sort_values(["_v", "k"], ascending=[False, True])
+    return order.iloc[0]
+
+
+def by_silhouette(table):
+    return _best(eligible(table), "silhouette", largest=True, decimals=3)
+
+
+def by_calinski_harabasz(table):
+    return _best(eligible(table), "calinski_harabasz", largest=True)
+
+
+def by_davies_bouldin(table):
+    return _best(eligible(table), "davies_bouldin", largest=False)
+
+
+def by_bic(table):
+    mixtures = eligible(table)
+    return _best(mixtures[mixtures["algorithm"] == "gaussian_mixture"], "bic", largest=False)
+
+
+def by_rank(table):
+    """Mean rank over silhouette, Calinski-Harabasz and Davies-Bouldin; ties to fewer segments."""
+    candidates = eligible(table)
+    if candidates.empty:
+        return None
+    ranks = (
+        candidates["silhouette"].rank(ascending=False)
+        + candidates["calinski_harabasz"].rank(ascending=False)
+        + candidates["davies_bouldin"].rank(ascending=True)
+    )
+    return _best(candidates.assign(_rank=ranks), "_rank", largest=False)
+
+
+def by_gap(table):
+    """Per algorithm Tibshirani's rule, the smallest k with gap(k) >= gap(k+1) - se(k+1); of the
+    algorithms' choices the highest silhouette."""
+    picks = []
+    for _, rows in eligible(table).groupby("algorithm"):
+        rows = rows.sort_values("k").reset_index(drop=True)
+        for i in range(len(rows) - 1):
+            if rows.loc[i, "gap"] >= rows.loc[i + 1, "gap"] - rows.loc[i + 1, "gap_se"]:
+                picks.append(rows.loc[i])
+                break
+    return _best(pd.DataFrame(picks), "silhouette", largest=True, decimals=3) if picks else None
+
+
+def by_knee(table):
+    """Per algorithm the knee of within-SS over k (largest distance below the chord from the
+    first to the last k, on normalised axes); of those the highest silhouette."""
+    picks = []
+    for _, rows in eligible(table).groupby("algorithm"):
+        rows = rows.sort_values("k").reset_index(drop=True)
+        if len(rows) < 3:
+            continue
+        x = (rows["k"] - rows["k"].min()) / (rows["k"].max() - rows["k"].min())
+        w = rows["within_ss"]
+        y = (w - w.min()) / (w.max() - w.min()) if w.max() > w.min() else w * 0
+        picks.append(rows.loc[int(np.argmax((1 - x) - y))])
+    return _best(pd.DataFrame(picks), "silhouette", largest=True, decimals=3) if picks else None
+
+
+def by_largest_stable_k(table):
+    """The largest k with a fit that passes both filters; at that k the highest silhouette."""
+    candidates = eligible(table)
+    if candidates.empty:
+        return None
+    return _best(candidates[candidates["k"] == candidates["k"].max()], "silhouette", largest=True, decimals=3)
+
+
+def by_usefulness(table):
+    return _best(eligible(table), "omega_squared", largest=True)
+
+
+RULES: dict[str, Callable[[pd.DataFrame], Optional[pd.Series]]] = {
+    "silhouette (today)": by_silhouette,
+    "calinski_harabasz": by_calinski_harabasz,
+    "davies_bouldin": by_davies_bouldin,
+    "bic (mixtures)": by_bic,
+    "rank (sil+CH+DB)": by_rank,
+    "gap statistic": by_gap,
+    "knee of within-SS": by_knee,
+    "largest stable k": by_largest_stable_k,
+    "usefulness (omega2)": by_usefulness,
+}
+
+
+def compare(tables: dict[str, pd.DataFrame], meta: dict[str, dict]) -> list[str]:
+    """The rule comparison table: per rule, what it picks on each kind of data."""
+    lines = [
+        "| rule | well separated: k found | ARI >= 0.9 | mean ARI | overlapping: mean ARI "
+        "(best achievable) | k found | CDNOW: k, omega2 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, rule in RULES.items():
+        picks = {dataset: rule(table) for dataset, table in tables.items()}
+        cells = []
+        for separation in ("well_separated", "overlapping"):
+            group = [d for d in tables if meta[d].get("separation") == separation]
+            aris = [picks[d]["ari"] if picks[d] is not None else 0.0 for d in group]
+            found = sum(picks[d] is not None and picks[d]["k"] == meta[d]["planted_k"] for d in group)
+            best = [meta[d]["best_ari"] for d in group]
+            if separation == "well_separated":
+                cells += [f"{found}/{len(group)}", f"{sum(a >= 0.9 for a in aris)}/{len(group)}", _mean(aris)]
+            else:
+                cells += [f"{_mean(aris)} ({_mean(best)})", f"{found}/{len(group)}"]
+        real = [d for d in tables if meta[d].get("separation") == "real"]
+        cells.append(
+            ", ".join(
+                f"{picks[d]['algorithm']} k={picks[d]['k']}, {picks[d]['omega_squared']:.3f}"
+                if picks[d] is not None
+                else "none"
+                for d in real
+            )
+            or "-"
+        )
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _mean(values: list[float]) -> str:
+    return f"{np.mean(values):.3f}" if values else "-"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work-dir", type=Path, required=True, help="a run.py --work-dir")
+    parser.add_argument("--datasets", help="comma-separated; default every dataset folder in the work dir")
+    parser.add_argument("--horizon-days", type=int, default=180)
+    parser.add_argument(
+        "--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE", help="as given to run.py"
+    )
+    args = parser.parse_args()
+    spark = get_spark(load_config(["local"], args.overrides).spark)
+    names = (
+        args.datasets.split(",")
+        if args.datasets
+        else sorted(p.name for p in args.work_dir.iterdir() if (p / "recovery.json").exists())
+    )
+    tables, meta = {}, {}
+    for name in names:
+        folder = args.work_dir / name
+        meta[name] = json.loads((folder / "recovery.json").read_text())
+        cached = folder / "fits.csv"
+        if not cached.exists():
+            print(f"{name}: fitting the grid", flush=True)
+            prepared = prepare(spark, folder, args.overrides)
+            planted = None
+            if meta[name]["planted_k"]:
+                labels = pd.read_csv(folder / "raw" / "labels.csv", dtype={CUSTOMER_ID: str})
+                planted = labels.set_index(CUSTOMER_ID)["persona"]
+            spend = next_period_spend(folder, meta[name], args.horizon_days)
+            table = fit_rows(prepared, planted=planted, spend=spend, say=lambda line: print(line, flush=True))
+            table.to_csv(cached, index=False)
+            prepared.vectors.unpersist()
+        tables[name] = pd.read_csv(cached)
+    text = "\n".join(compare(tables, meta))
+    print(text)
+    (args.work_dir / "rules.md").write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
