@@ -23,7 +23,7 @@ from segmentation.config import Config
 from segmentation.evaluation import adjusted_rand_index, cluster_metrics, hash_sample
 from segmentation.io import read_table, table_ref
 from segmentation.models import PREDICTION, SCALED, Preprocessing, build_pipeline
-from segmentation.sweep import FitResult, GridPoint, grid_points, select_champion
+from segmentation.sweep import FitResult, GridPoint, grid_points, select_champion, starts_of
 from segmentation.tables import (
     ALGORITHM,
     AMOUNT,
@@ -68,7 +68,7 @@ def naive_sweep(cfg: Config, spark: SparkSession) -> str:
 
     def fit_from_scratch(rows: DataFrame, point: GridPoint, first_seed: int) -> PipelineModel:
         best, best_cost = None, float("inf")
-        for start in range(restarts):
+        for start in range(starts_of(restarts, point.algorithm)):
             model = build_pipeline(
                 rows,
                 columns,
@@ -117,7 +117,7 @@ def naive_sweep(cfg: Config, spark: SparkSession) -> str:
             results.append(result)
 
         def stability_from_scratch(result: FitResult) -> float:
-            other_seed = seed + restarts
+            other_seed = seed + starts_of(restarts, result.point.algorithm)
             sample = hash_sample(features(), CUSTOMER_ID, cfg.sweep.stability_sample, seed=other_seed)
             refit = fit_from_scratch(sample, result.point, other_seed)
             labels = [
