@@ -250,8 +250,10 @@ show_figure(
 # MAGIC ## How sure the model is
 # MAGIC
 # MAGIC `segment_probability` is the maximum posterior for a Gaussian mixture and the distance
-# MAGIC confidence d_next / (d_own + d_next) for K-means (0.5 on the boundary with the next
-# MAGIC segment); `distance_to_centroid` is in the model's scaled feature space.
+# MAGIC membership (1 / d²) / Σ (1 / d_j²) for K-means (0.5 between two equally distant
+# MAGIC centroids); `boundary` flags customers below `assign.boundary_probability`, whose
+# MAGIC runner-up is `second_segment_id`; `distance_to_centroid` is in the model's scaled
+# MAGIC feature space.
 
 # COMMAND ----------
 

@@ -13,7 +13,6 @@ Only k-sized aggregates reach the driver.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -22,7 +21,7 @@ import numpy as np
 from pyspark.ml import PipelineModel
 from pyspark.ml.clustering import BisectingKMeansModel, GaussianMixtureModel, KMeansModel
 from pyspark.ml.functions import vector_to_array
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from segmentation.errors import InputError
@@ -32,16 +31,23 @@ from segmentation.naming import assign_names
 from segmentation.profiles import ClusterProfile
 from segmentation.tables import (
     ASSIGNMENT_ID,
+    BOUNDARY,
     CUSTOMER_ID,
     DISTANCE_TO_CENTROID,
     MODEL_CLUSTER_ID,
+    SECOND_MODEL_CLUSTER_ID,
+    SECOND_PROBABILITY,
+    SECOND_SEGMENT_ID,
     SEGMENT_ID,
     SEGMENT_NAME,
     SEGMENT_PROBABILITY,
 )
 
 _POINT = "_point"
-_DISTANCES = "_distances"
+_SQUARED = "_squared_distances"
+_PROBABILITIES = "_probabilities"
+_RUNNER_UP = "_runner_up"
+_P, _NEGATED_CLUSTER = "p", "negated_cluster"
 
 _ALGORITHMS = {
     KMeansModel: "kmeans",
@@ -101,45 +107,89 @@ def cluster_centers(model: PipelineModel) -> np.ndarray:
     return np.array([np.asarray(center) for center in clustering.clusterCenters()])
 
 
-def score_customers(model: PipelineModel, features: DataFrame) -> DataFrame:
-    """The input columns plus `model_cluster_id`, `segment_probability` and `distance_to_centroid`.
+def score_customers(model: PipelineModel, features: DataFrame, *, boundary_probability: float) -> DataFrame:
+    """The input columns plus `model_cluster_id`, `segment_probability`,
+    `second_model_cluster_id`, `second_probability`, `boundary` and `distance_to_centroid`.
 
-    `distance_to_centroid` is Euclidean, in the model's scaled feature space. For a Gaussian
-    mixture `segment_probability` is the maximum posterior. For K-means and bisecting K-means,
-    which have no posterior, it is the distance-based confidence d_next / (d_own + d_next), with
-    d_own the distance to the assigned centroid and d_next to the nearest other one: 1 at the
-    centroid, 0.5 on the boundary with the next segment (1 when there is a single segment).
+    Every customer gets a probability for every cluster, summing to 1, highest for the cluster
+    the model assigned: `segment_probability` is that one, the runner-up is the second cluster
+    (ties go to the lower cluster number; null with a single cluster), and `boundary` is
+    `segment_probability < boundary_probability`. For a Gaussian mixture the probabilities are
+    the posteriors. K-means and bisecting K-means have none; there they are the distance-based
+    memberships of `kmeans_memberships`. `distance_to_centroid` is Euclidean, in the model's
+    scaled feature space.
     """
     centers = cluster_centers(model)
     point = vector_to_array(F.col(SCALED))
     with_point = model.transform(features).withColumn(_POINT, point)
     # Plain arithmetic on array elements, so Spark generates code for it; the vector is
     # converted once per row.
-    distances = [
-        F.sqrt(sum((F.col(_POINT)[i] - F.lit(float(c))) ** 2 for i, c in enumerate(center)))
-        for center in centers
+    squared = [
+        sum((F.col(_POINT)[i] - F.lit(float(c))) ** 2 for i, c in enumerate(center)) for center in centers
     ]
-    with_distances = with_point.withColumn(_DISTANCES, F.array(*distances))
     cluster = F.col(PREDICTION)
-    d = [F.col(_DISTANCES)[j] for j in range(len(centers))]
-    own = F.element_at(F.col(_DISTANCES), cluster + 1)
+    with_squared = with_point.withColumn(_SQUARED, F.array(*squared))
     if isinstance(clustering_stage(model), GaussianMixtureModel):
-        confidence = F.array_max(vector_to_array(F.col(PROBABILITY)))
-    elif len(centers) == 1:
-        confidence = F.lit(1.0)
+        probabilities = vector_to_array(F.col(PROBABILITY))
     else:
-        nearest_other = F.least(
-            *[F.when(cluster == j, F.lit(math.inf)).otherwise(d[j]) for j in range(len(d))]
-        )
-        confidence = F.when(own + nearest_other > 0, nearest_other / (own + nearest_other)).otherwise(
-            F.lit(0.5)
-        )
-    return with_distances.select(
+        probabilities = kmeans_memberships(F.col(_SQUARED), cluster, len(centers))
+    with_probabilities = with_squared.withColumn(_PROBABILITIES, probabilities)
+    p = [F.col(_PROBABILITIES)[j] for j in range(len(centers))]
+    # The highest (probability, -cluster) among the other clusters: array_max skips the nulls.
+    others = F.array(
+        *[
+            F.when(cluster != F.lit(j), F.struct(p[j].alias(_P), F.lit(-j).alias(_NEGATED_CLUSTER)))
+            for j in range(len(centers))
+        ]
+    )
+    runner_up = F.array_max(others) if len(centers) > 1 else F.lit(None)
+    top = F.element_at(F.col(_PROBABILITIES), cluster + 1)
+    scored = with_probabilities.withColumn(_RUNNER_UP, runner_up)
+    second = (
+        (-F.col(_RUNNER_UP)[_NEGATED_CLUSTER], F.col(_RUNNER_UP)[_P])
+        if len(centers) > 1
+        else (F.lit(None), F.lit(None))
+    )
+    return scored.select(
         *[F.col(column) for column in features.columns],
         cluster.cast("int").alias(MODEL_CLUSTER_ID),
-        confidence.alias(SEGMENT_PROBABILITY),
-        own.alias(DISTANCE_TO_CENTROID),
+        top.cast("double").alias(SEGMENT_PROBABILITY),
+        second[0].cast("int").alias(SECOND_MODEL_CLUSTER_ID),
+        second[1].cast("double").alias(SECOND_PROBABILITY),
+        (top < F.lit(float(boundary_probability))).alias(BOUNDARY),
+        F.sqrt(F.element_at(F.col(_SQUARED), cluster + 1)).alias(DISTANCE_TO_CENTROID),
     )
+
+
+def kmeans_memberships(squared_distances: Column, cluster: Column, clusters: int) -> Column:
+    """Distance-based probabilities for K-means and bisecting K-means: the fuzzy c-means
+    membership with fuzzifier 2, u_j = (1 / d_j^2) / sum_l (1 / d_l^2), d_j the distance to
+    centroid j.
+
+    Why this one: it needs no temperature (rescaling the feature space leaves it unchanged);
+    it is 1 at a centroid and 1/2 on the boundary between two equally distant centroids; with
+    two clusters it is d_next^2 / (d_own^2 + d_next^2); and squaring the distances makes far
+    clusters fade fast, so a customer deep inside a segment keeps a high probability however
+    many segments there are (plain inverse distances dilute it much faster as k grows). A softmax of
+    negative squared distances would need a temperature, i.e. a cluster width to estimate.
+
+    Bisecting K-means assigns a customer by walking its tree of splits, which can end at a
+    cluster whose centroid is not the nearest. So that the assigned cluster stays the most
+    probable, its distance is taken as the nearest centroid's: such a customer ties at the top
+    with the nearest cluster and falls below any boundary threshold above 1/2. Computed as
+    weights w_j = d_min^2 / d_j^2 (1 for the assigned cluster; at a centroid, 1 there and 0
+    elsewhere), then normalised.
+    """
+    d = [squared_distances[j] for j in range(clusters)]
+    nearest = F.array_min(squared_distances)
+    weights = [
+        F.when(cluster == F.lit(j), F.lit(1.0))
+        .when(nearest == 0, F.when(d[j] == 0, F.lit(1.0)).otherwise(F.lit(0.0)))
+        .otherwise(nearest / d[j])
+        for j in range(clusters)
+    ]
+    total = sum(weights[1:], weights[0])
+    return F.array(*[w / total for w in weights])
 
 
 def member_overlaps(current: DataFrame, previous: DataFrame) -> dict[tuple[int, int], int]:
@@ -257,6 +307,10 @@ def label_assignments(
         ids[cluster].cast("int").alias(SEGMENT_ID),
         names[cluster].alias(SEGMENT_NAME),
         F.col(SEGMENT_PROBABILITY).cast("double"),
+        # A runner-up cluster without customers has no segment id: null, like k=1.
+        ids[F.col(SECOND_MODEL_CLUSTER_ID)].cast("int").alias(SECOND_SEGMENT_ID),
+        F.col(SECOND_PROBABILITY).cast("double"),
+        F.col(BOUNDARY),
         F.col(DISTANCE_TO_CENTROID).cast("double"),
         cluster,
         *lineage.columns(),

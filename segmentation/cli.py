@@ -27,6 +27,7 @@ from segmentation.report import identity_text
 from segmentation.spark import get_spark
 from segmentation.stages.assign import AssignResult, run_assign
 from segmentation.stages.clv import ClvResult, run_clv
+from segmentation.stages.evaluate import EvaluationResult, run_evaluate
 from segmentation.stages.features import FeaturesResult, run_features
 from segmentation.stages.generate import GenerateResult, run_generate
 from segmentation.stages.history import (
@@ -42,6 +43,7 @@ from segmentation.stages.pipeline import PipelineResult, run_pipeline
 from segmentation.stages.report import ReportResult, run_report
 from segmentation.stages.train import TrainResult, run_train
 from segmentation.tables import CUSTOMER_COUNT, SEGMENT_MEMBERSHIP, SHARE_OF_FROM
+from segmentation.usefulness import SegmentationOutcome
 
 log = logging.getLogger("segmentation")
 
@@ -122,6 +124,30 @@ COMMANDS: dict[str, Command] = {
         (
             Option("--from", "assignment id or Delta version before", dest="source"),
             Option("--to", "assignment id or Delta version after", dest="target"),
+        ),
+    ),
+    "evaluate": Command(
+        run_evaluate,
+        "next-period behaviour per segment (buy again, spend, eta squared) against RFM-score segments",
+        (
+            Option(
+                "--as-of-date",
+                "the assignment as of this date (YYYY-MM-DD; default: that of --assignment-id, else "
+                "features.as_of_date)",
+                dest="as_of_date",
+                type=dt.date.fromisoformat,
+            ),
+            Option(
+                "--horizon-days",
+                "the next period: dates in (as-of date, as-of date + days] (default evaluate.horizon_days)",
+                dest="horizon_days",
+                type=int,
+            ),
+            Option(
+                "--assignment-id",
+                "a published assignment id (default: the latest published as of --as-of-date)",
+                dest="assignment_id",
+            ),
         ),
     ),
     "pipeline": Command(
@@ -319,8 +345,15 @@ def _assign_lines(result: AssignResult) -> list[str]:
         f"{model.version} ({result.algorithm}, {len(result.segments)} segments, MLflow run {model.run_id}) "
         f"-> {result.assignments.location} (version {result.assignments.version})",
         *segment_table(result.segments, matched=result.matched),
-        f"rules fidelity {result.rules_fidelity:.1%} (decision tree of depth {result.rules_max_depth} on "
-        f"{', '.join(result.feature_columns)})",
+        f"rules fidelity {result.rules_fidelity:.1%} (one decision tree of depth {result.rules_max_depth} "
+        f"per segment on {', '.join(result.feature_columns)}):",
+        *[
+            f"  {r.segment_id:>3}  recall {r.recall:>6.1%}  precision "
+            f"{'-' if r.precision is None else format(r.precision, '.1%'):>6}  {r.rule}"
+            for r in result.rules
+        ],
+        f"boundary customers (top segment probability below {result.boundary_probability:g}): "
+        f"{result.boundary_share:.1%}",
         _membership_line(result),
     ]
 
@@ -438,6 +471,38 @@ def matrix_lines(summary: MigrationSummary) -> list[str]:
     return lines
 
 
+def _evaluate_lines(result: EvaluationResult) -> list[str]:
+    return [
+        f"assignment {result.assignment_id}: next {result.horizon_days} days after {result.as_of_date} "
+        f"(to {result.period_end}, transactions version {result.transactions_version}), "
+        f"{result.segments.customers:,} customers; MLflow run {result.mlflow_run_id}",
+        *outcome_table("segments", result.segments),
+        *outcome_table("RFM-score baseline (quintiles, cells by score sum)", result.rfm),
+    ]
+
+
+def outcome_table(title: str, outcome: SegmentationOutcome) -> list[str]:
+    """One segmentation's next-period table: who bought again, spend, and eta squared."""
+
+    def eta(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    lines = [
+        f"  {title}: eta squared of spend {eta(outcome.eta_squared_spend)}, of buying again "
+        f"{eta(outcome.eta_squared_bought_again)}; {outcome.bought_again_share:.1%} bought again, "
+        f"{outcome.mean_spend:,.2f} spent per customer",
+        f"    {'id':>3}  {'segment':<22} {'customers':>10} {'bought again':>12} {'spend/customer':>14} "
+        f"{'spend share':>11}",
+    ]
+    for s in outcome.segments:
+        share = "-" if s.spend_share is None else f"{s.spend_share:.1%}"
+        lines.append(
+            f"    {s.segment_id:>3}  {s.segment_name:<22} {s.customers:>10,} {s.bought_again_share:>12.1%} "
+            f"{s.mean_spend:>14,.2f} {share:>11}"
+        )
+    return lines
+
+
 def _pipeline_lines(result: PipelineResult) -> list[str]:
     """Every stage's output, then a closing summary: the champion and the segments (from the
     report, which ends with the commands to open the MLflow UI and the report)."""
@@ -465,6 +530,7 @@ _FORMATTERS: dict[type, Callable[[Any], list[str]]] = {
     HistoryResult: _history_lines,
     ShowResult: _show_lines,
     DiffResult: _diff_lines,
+    EvaluationResult: _evaluate_lines,
     PipelineResult: _pipeline_lines,
 }
 

@@ -3,13 +3,15 @@ customers; only k-sized aggregates reach the driver.
 
 Per cluster: customers, revenue (`monetary`), and for every numeric feature the mean, median
 and population z-score (z = (segment mean - population mean) / population standard deviation),
-plus the counts behind the readable rules' recall and precision.
+plus the counts behind the readable rules' recall, precision and fidelity, and the boundary
+customers (top probability below `assign.boundary_probability`) with the cluster each of them
+comes second in.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -19,9 +21,11 @@ from pyspark.sql import types as T
 from segmentation.lineage import LINEAGE_COLUMNS, Lineage
 from segmentation.tables import (
     AS_OF_DATE,
+    BOUNDARY,
     CUSTOMER_ID,
     MODEL_CLUSTER_ID,
     MONETARY,
+    SECOND_MODEL_CLUSTER_ID,
     SEGMENT_PROFILES,
 )
 
@@ -46,8 +50,12 @@ class ClusterProfile:
     revenue_share: float
     features: dict[str, FeatureStats]
     value_share: Optional[float] = None  # share of the customers' expected value (clv_<h>)
-    rule_hits: int = 0
-    rule_predicted: int = 0
+    rule_hits: int = 0  # customers of the cluster its rule covers
+    rule_predicted: int = 0  # customers its rule covers
+    rule_placed: int = 0  # customers of the cluster the rules' decision list places in it
+    boundary_customers: int = 0
+    # Boundary customers of this cluster by the cluster they come second in.
+    boundary_neighbours: dict[int, int] = field(default_factory=dict)
     segment_id: int = -1
     segment_name: str = ""
     description: str = ""
@@ -93,10 +101,24 @@ class SegmentSummary:
 
 @dataclass(frozen=True)
 class RulePredictions:
-    """Where the readable rules' predicted cluster is, and how many clusters the model has."""
+    """The readable rules as columns over the scored frame: per cluster, where its rule holds
+    (`matches`), and the cluster the rules' decision list places a customer in (`placed`, null
+    for nobody); `segmentation.rules.RuleSet` builds both."""
 
-    column: str
+    matches: dict[int, Column]
+    placed: Column
+
+
+@dataclass(frozen=True)
+class ClusterCounts:
+    """What `profile_clusters` counts beyond sizes and features: the rules' hits, and with
+    `boundary` (the frame has `boundary` and `second_model_cluster_id`, see
+    `segmentation.assign.score_customers`) the boundary customers by runner-up cluster.
+    `clusters` is the model's number of clusters, ids 0..clusters-1."""
+
     clusters: int
+    rules: Optional[RulePredictions] = None
+    boundary: bool = False
 
 
 _NUMERIC = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.DecimalType)
@@ -116,12 +138,11 @@ def profile_clusters(
     feature_columns: list[str],
     *,
     median_accuracy: int,
-    rules: Optional[RulePredictions] = None,
+    counts: Optional[ClusterCounts] = None,
     median_sample: Optional[Column] = None,
     value_column: Optional[str] = None,
 ) -> list[ClusterProfile]:
-    """Per cluster with customers (module docstring), with the counts behind the rules' recall
-    and precision when `rules` says where the rules' predicted cluster is.
+    """Per cluster with customers (module docstring), with the counts `counts` asks for.
 
     Medians are `percentile_approx`, the costly part, taken over the rows where
     `median_sample` holds (default: all); means and counts always cover every row. With a
@@ -138,13 +159,7 @@ def profile_clusters(
             F.sum(value * value).alias(f"_q{index}"),
             F.percentile_approx(sampled, 0.5, median_accuracy).alias(f"_m{index}"),
         ]
-    if rules:
-        predicted = F.col(rules.column)
-        aggregates.append(F.sum(F.when(predicted == F.col(MODEL_CLUSTER_ID), 1).otherwise(0)).alias("_hits"))
-        aggregates += [
-            F.sum(F.when(predicted == F.lit(cluster), 1).otherwise(0)).alias(f"_p{cluster}")
-            for cluster in range(rules.clusters)
-        ]
+    aggregates += _count_aggregates(counts)
     rows = {row[MODEL_CLUSTER_ID]: row for row in scored.groupBy(MODEL_CLUSTER_ID).agg(*aggregates).collect()}
     population = _population(rows, feature_columns)
     total_customers = sum(row["_customers"] for row in rows.values())
@@ -159,11 +174,60 @@ def profile_clusters(
             revenue_share=float(row["_revenue"] or 0.0) / total_revenue if total_revenue else 0.0,
             features=_feature_stats(row, feature_columns, population),
             value_share=(row["_value"] or 0.0) / total_value if total_value else None,
-            rule_hits=row["_hits"] if rules else 0,
-            rule_predicted=sum(other[f"_p{cluster}"] for other in rows.values()) if rules else 0,
+            **_counted(cluster, rows, counts),
         )
         for cluster, row in sorted(rows.items())
     ]
+
+
+def _ones(condition: Column) -> Column:
+    return F.sum(F.when(condition, 1).otherwise(0))
+
+
+def _count_aggregates(counts: Optional[ClusterCounts]) -> list[Column]:
+    """Per group (a cluster): customers its own rule covers (`_hits`), customers each rule
+    covers (`_r<c>`), customers the decision list places right (`_placed`), boundary customers
+    (`_b`) and boundary customers by runner-up cluster (`_bn<c>`)."""
+    if counts is None:
+        return []
+    aggregates = []
+    own = F.col(MODEL_CLUSTER_ID)
+    if counts.rules:
+        matches = counts.rules.matches
+        aggregates.append(_ones(counts.rules.placed == own).alias("_placed"))
+        aggregates += [_ones(matches[c]).alias(f"_r{c}") for c in sorted(matches)]
+        own_rule = F.lit(False)
+        for c in sorted(matches):
+            own_rule = F.when(own == F.lit(c), matches[c]).otherwise(own_rule)
+        aggregates.append(_ones(own_rule).alias("_hits"))
+    if counts.boundary:
+        boundary, second = F.col(BOUNDARY), F.col(SECOND_MODEL_CLUSTER_ID)
+        aggregates.append(_ones(boundary).alias("_b"))
+        aggregates += [
+            _ones(boundary & (second == F.lit(c))).alias(f"_bn{c}") for c in range(counts.clusters)
+        ]
+    return aggregates
+
+
+def _counted(cluster: int, rows: dict[int, Any], counts: Optional[ClusterCounts]) -> dict[str, Any]:
+    """The `ClusterProfile` fields `_count_aggregates` gives for one cluster."""
+    if counts is None:
+        return {}
+    row = rows[cluster]
+    fields: dict[str, Any] = {}
+    if counts.rules:
+        has_rule = cluster in counts.rules.matches
+        fields.update(
+            rule_hits=row["_hits"],
+            rule_predicted=sum(other[f"_r{cluster}"] for other in rows.values()) if has_rule else 0,
+            rule_placed=row["_placed"],
+        )
+    if counts.boundary:
+        fields.update(
+            boundary_customers=row["_b"],
+            boundary_neighbours={c: row[f"_bn{c}"] for c in range(counts.clusters) if row[f"_bn{c}"]},
+        )
+    return fields
 
 
 def _population(rows: dict[int, Any], feature_columns: list[str]) -> dict[str, tuple]:
@@ -197,8 +261,10 @@ def profiles_frame(
     assignment_id: str,
     lineage: Lineage,
     rules_fidelity: Optional[float],
+    boundary_probability: Optional[float],
 ) -> DataFrame:
     """The gold `segment_profiles` rows of one assignment (k rows, built on the driver)."""
+    segment_ids = {p.cluster: p.segment_id for p in profiles}
     rows = [
         (
             assignment_id,
@@ -210,6 +276,9 @@ def profiles_frame(
             p.revenue,
             p.revenue_share,
             p.value_share,
+            boundary_probability,
+            p.boundary_customers / p.customers if p.customers and boundary_probability is not None else None,
+            _neighbours(p, segment_ids) if boundary_probability is not None else None,
             [(s.feature, s.mean, s.median, s.z_score) for s in p.features.values()],
             p.rule,
             p.rule_hits / p.customers if p.customers else None,
@@ -224,3 +293,16 @@ def profiles_frame(
     own_columns = [name for name in SEGMENT_PROFILES.columns if name not in LINEAGE_COLUMNS]
     schema = T.StructType([SEGMENT_PROFILES.schema[name] for name in own_columns])
     return spark.createDataFrame(rows, schema=schema).select("*", *lineage.columns())
+
+
+def _neighbours(profile: ClusterProfile, segment_ids: dict[int, int]) -> list[tuple[int, int, float]]:
+    """`boundary_neighbours`: (segment id, boundary customers, share of the segment's boundary
+    customers), most first. A runner-up cluster with no customers of its own has no segment id;
+    its customers are left out of the list but not of the shares."""
+    total = profile.boundary_customers
+    listed = [
+        (segment_ids[cluster], customers, customers / total)
+        for cluster, customers in profile.boundary_neighbours.items()
+        if cluster in segment_ids
+    ]
+    return sorted(listed, key=lambda item: (-item[1], item[0]))

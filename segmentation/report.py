@@ -18,6 +18,9 @@ from segmentation.history import MigrationSummary
 from segmentation.tables import (
     ASSIGNMENT_ID,
     AVG_ORDER_VALUE,
+    BOUNDARY_NEIGHBOURS,
+    BOUNDARY_PROBABILITY,
+    BOUNDARY_SHARE,
     CUSTOMER_COUNT,
     CUSTOMER_SHARE,
     DESCRIPTION,
@@ -38,6 +41,7 @@ from segmentation.tables import (
     RULES_FIDELITY,
     SEGMENT_ID,
     SEGMENT_NAME,
+    SHARE_OF_BOUNDARY,
     SHARE_OF_FROM,
     SPEND_TREND,
     TENURE_DAYS,
@@ -92,7 +96,7 @@ def render_report(
         _table(["", ""], [[_e(key), _e(value)] for key, value in meta.items()]),
         "<h2>Segments</h2>",
         _table(
-            ["id", "name", "description", "customers", "share", "revenue share", "identity"],
+            ["id", "name", "description", "customers", "share", "revenue share", "boundary", "identity"],
             [
                 [
                     p[SEGMENT_ID],
@@ -101,6 +105,7 @@ def render_report(
                     f"{p[CUSTOMER_COUNT]:,}",
                     f"{p[CUSTOMER_SHARE]:.1%}",
                     f"{p[REVENUE_SHARE]:.1%}",
+                    _percent(p.get(BOUNDARY_SHARE)),
                     _e(identity_text(_Attributes(p))),
                 ]
                 for p in profiles
@@ -115,11 +120,13 @@ def render_report(
         ),
         _image(plots.profile_heatmap(labels, z_scores, headline, title="segment means, population z-scores")),
         *_value(labels, profiles, stats),
+        *_boundary(labels, profiles),
         "<h2>Rules</h2>",
-        f"<p>A decision tree predicting the segment from the original features places "
-        f"{_percent(profiles[0][RULES_FIDELITY])} of customers in their segment (fidelity). "
+        "<p>One decision tree per segment against the rest, on the original features. "
         "Recall: share of the segment's customers its rule covers; precision: share of the "
-        "customers the rule covers that are in the segment.</p>",
+        "customers the rule covers that are in the segment. Read as one list, most precise clause "
+        "first, the first clause a customer meets placing them, the rules place "
+        f"{_percent(profiles[0][RULES_FIDELITY])} of customers in their segment (fidelity).</p>",
         _table(
             ["segment", "rule", "recall", "precision"],
             [
@@ -140,6 +147,36 @@ def render_report(
         f"<title>Segments {_e(meta[ASSIGNMENT_ID])}</title><style>{_STYLE}</style></head>"
         "<body>\n" + "\n".join(sections) + "\n</body></html>\n"
     )
+
+
+def _boundary(labels: list[str], profiles: Sequence[dict[str, Any]]) -> list[str]:
+    """Per segment, the share of its customers on a boundary and the segments they sit
+    between it and (`boundary_neighbours`)."""
+    if all(p.get(BOUNDARY_SHARE) is None for p in profiles):
+        return []
+    by_id = {p[SEGMENT_ID]: label for label, p in zip(labels, profiles, strict=True)}
+    rows = [
+        [
+            _e(label),
+            _percent(p.get(BOUNDARY_SHARE)),
+            _e(
+                ", ".join(
+                    f"{by_id.get(n[SEGMENT_ID], n[SEGMENT_ID])} ({n[SHARE_OF_BOUNDARY]:.0%})"
+                    for n in p.get(BOUNDARY_NEIGHBOURS) or []
+                )
+                or "-"
+            ),
+        ]
+        for label, p in zip(labels, profiles, strict=True)
+    ]
+    return [
+        "<h2>Boundary customers</h2>",
+        "<p>Customers whose most probable segment has a probability below "
+        f"{profiles[0][BOUNDARY_PROBABILITY]:g}: their share of each "
+        "segment, and the segments they come second in (share of the segment's boundary "
+        "customers).</p>",
+        _table(["segment", "boundary share", "between it and"], rows),
+    ]
 
 
 class _Attributes:

@@ -70,6 +70,15 @@ SEGMENT_NAME = "segment_name"
 MODEL_CLUSTER_ID = "model_cluster_id"
 SEGMENT_PROBABILITY = "segment_probability"
 DISTANCE_TO_CENTROID = "distance_to_centroid"
+SECOND_SEGMENT_ID = "second_segment_id"  # the customer's second most probable segment
+SECOND_PROBABILITY = "second_probability"
+BOUNDARY = "boundary"  # the top probability is below assign.boundary_probability
+# Scored frames only (not stored): the model's number of the second most probable cluster.
+SECOND_MODEL_CLUSTER_ID = "second_model_cluster_id"
+BOUNDARY_SHARE = "boundary_share"
+BOUNDARY_PROBABILITY = "boundary_probability"  # the assign.boundary_probability an assignment used
+BOUNDARY_NEIGHBOURS = "boundary_neighbours"
+SHARE_OF_BOUNDARY = "share_of_boundary"
 MODEL_NAME = "model_name"
 MODEL_VERSION = "model_version"
 MLFLOW_RUN_ID = "mlflow_run_id"
@@ -320,6 +329,16 @@ FEATURE_STATS_TYPE = T.ArrayType(
     )
 )
 
+BOUNDARY_NEIGHBOURS_TYPE = T.ArrayType(
+    T.StructType(
+        [
+            T.StructField(SEGMENT_ID, _I, False),
+            T.StructField(CUSTOMER_COUNT, _L, False),
+            T.StructField(SHARE_OF_BOUNDARY, _D, False),
+        ]
+    )
+)
+
 SEGMENT_ASSIGNMENTS = Table(
     "segment_assignments",
     _fields(
@@ -328,6 +347,9 @@ SEGMENT_ASSIGNMENTS = Table(
         (SEGMENT_ID, _I),
         (SEGMENT_NAME, _S),
         (SEGMENT_PROBABILITY, _D),
+        (SECOND_SEGMENT_ID, _I),
+        (SECOND_PROBABILITY, _D),
+        (BOUNDARY, _B),
         (DISTANCE_TO_CENTROID, _D),
         (MODEL_CLUSTER_ID, _I),
         *_LINEAGE,
@@ -335,10 +357,24 @@ SEGMENT_ASSIGNMENTS = Table(
     ),
     keys=(ASSIGNMENT_ID, WRITE_ID, CUSTOMER_ID),
     partitioned_by=(ASSIGNMENT_ID,),
-    checks=(_within(SEGMENT_PROBABILITY, 0, 1), _within(DISTANCE_TO_CENTROID, 0)),
+    checks=(
+        # One rule for the top probability's range and its being at least the runner-up's, so
+        # that a bad top probability breaks exactly one constraint.
+        (
+            f"{SEGMENT_PROBABILITY}_range",
+            f"`{SEGMENT_PROBABILITY}` IS NULL OR (`{SEGMENT_PROBABILITY}` BETWEEN 0 AND 1 AND "
+            f"(`{SECOND_PROBABILITY}` IS NULL OR `{SECOND_PROBABILITY}` <= `{SEGMENT_PROBABILITY}`))",
+        ),
+        _within(SECOND_PROBABILITY, 0, 1),
+        _within(DISTANCE_TO_CENTROID, 0),
+    ),
     description=(
         "Gold: one row per customer and assignment, with the segment and the lineage of the model; "
-        "only the slice segment_runs publishes (assignment_id, write_id) is the assignment."
+        "only the slice segment_runs publishes (assignment_id, write_id) is the assignment. "
+        "segment_probability is the probability of the assigned segment (the mixture's posterior, "
+        "or for K-means the distance-based membership in docs/assignments.md), always the highest; "
+        "second_segment_id and second_probability the runner-up (null with one segment); boundary: "
+        "segment_probability < assign.boundary_probability."
     ),
     layer="gold",
 )
@@ -354,6 +390,9 @@ SEGMENT_PROFILES = Table(
         (REVENUE, _D),
         (REVENUE_SHARE, _D),
         (VALUE_SHARE, _D),
+        (BOUNDARY_PROBABILITY, _D),
+        (BOUNDARY_SHARE, _D),
+        (BOUNDARY_NEIGHBOURS, BOUNDARY_NEIGHBOURS_TYPE),
         (FEATURE_STATS, FEATURE_STATS_TYPE),
         (RULE, _S),
         (RULE_RECALL, _D),
@@ -369,6 +408,8 @@ SEGMENT_PROFILES = Table(
     checks=(
         _within(CUSTOMER_COUNT, 0),
         _within(CUSTOMER_SHARE, 0, 1),
+        _within(BOUNDARY_PROBABILITY, 0, 1),
+        _within(BOUNDARY_SHARE, 0, 1),
         _within(RULE_RECALL, 0, 1),
         _within(RULE_PRECISION, 0, 1),
         _within(RULES_FIDELITY, 0, 1),
@@ -376,7 +417,13 @@ SEGMENT_PROFILES = Table(
     ),
     description=(
         "Gold: one row per segment and assignment: size, revenue, feature statistics, name, rule; "
-        "value_share is the segment's share of clv_<longest horizon> when customer_value has the date."
+        "value_share is the segment's share of clv_<longest horizon> when customer_value has the date; "
+        "boundary_share the share of its customers flagged boundary (top probability below "
+        "boundary_probability), and boundary_neighbours the "
+        "segments those sit between it and: per second_segment_id, its boundary customers and their "
+        "share of the segment's boundary customers, most first (empty without boundary customers); "
+        "rule_recall and rule_precision measure the segment's rule alone, rules_fidelity the rules "
+        "read as one decision list (docs/assignments.md)."
     ),
     layer="gold",
 )

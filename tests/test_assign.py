@@ -101,9 +101,7 @@ def test_assign_writes_every_customer_once_and_reassigning_replaces_the_slice(sp
     )
     # Version 0 of the features table is its creation, version 1 the features' one write.
     assert row.features_as_of_date == dt.date(2025, 12, 31) and row.features_table_version == 1
-    assert (
-        first.filter((F.col("segment_probability") < 0.5) | (F.col("segment_probability") > 1)).count() == 0
-    )
+    check_soft_membership(first)
 
     again_result = run_assign(cfg, spark)
     assert again_result.membership.status == "unchanged"
@@ -116,6 +114,7 @@ def test_assign_writes_every_customer_once_and_reassigning_replaces_the_slice(sp
     profiles = read_table(spark, table_ref(cfg.lake, SEGMENT_PROFILES))
     assert profiles.count() == 6 and profiles.select("segment_name").distinct().count() == 6
     assert profiles.agg(F.sum("customers")).first()[0] == CUSTOMERS
+    check_boundaries_and_rules(first, profiles, assigned)
 
     # Every commit of every gold table says what produced it: its creation, then the
     # assignment's slices, publish, clean-up and membership.
@@ -145,6 +144,25 @@ def test_assign_writes_every_customer_once_and_reassigning_replaces_the_slice(sp
     with pytest.raises(InputError, match="no published assignment 'nope'"):
         read_assignments(spark, cfg.lake, assignment_id="nope")
     assert [v.assignment_id for v in run_history(cfg, spark).versions] == [V1]
+
+
+def check_soft_membership(assignments):
+    """The assigned segment is the most probable of six, its runner-up another segment."""
+    top, second = F.col("segment_probability"), F.col("second_probability")
+    assert assignments.filter((top < 1 / 6) | (top > 1) | (second > top) | (second < 0)).count() == 0
+    assert assignments.filter(F.col("second_segment_id") == F.col("segment_id")).count() == 0
+    assert assignments.filter(F.col("boundary") != (top < 0.6)).count() == 0
+
+
+def check_boundaries_and_rules(assignments, profiles, assigned):
+    """Profiles' boundary shares are the assignments' own; every segment has a rule."""
+    boundary = F.avg(F.col("boundary").cast("double")).alias("share")
+    by_segment = {r.segment_id: r.share for r in assignments.groupBy("segment_id").agg(boundary).collect()}
+    rows = profiles.collect()
+    for profile in rows:
+        assert profile.boundary_share == pytest.approx(by_segment[profile.segment_id])
+        assert profile.rule and not profile.rule.startswith("no rule") and profile.rule_recall > 0
+    assert [(r.segment_id, r.rule) for r in assigned.rules] == sorted((p.segment_id, p.rule) for p in rows)
 
 
 def test_identity_is_kept_when_the_same_customers_are_segmented_again(spark, make_gold_config):

@@ -166,7 +166,9 @@ def test_grid_parameters_keep_the_order_written():
 
 
 def test_top_level_and_file_errors(tmp_path):
-    with pytest.raises(ConfigError, match=r"unknown config key 'foo'; known keys: assign, clv, features, "):
+    with pytest.raises(
+        ConfigError, match=r"unknown config key 'foo'; known keys: assign, clv, evaluate, features, "
+    ):
         load_config(None, ["foo=1"])
     not_yaml, not_mapping = tmp_path / "bad.yaml", tmp_path / "list.yaml"
     not_yaml.write_text("lake: [unclosed\n")

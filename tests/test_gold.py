@@ -21,12 +21,18 @@ from segmentation.history import MigrationSummary, migration
 from segmentation.io import merge_scd2, read_table, table_history, table_ref
 from segmentation.models import Preprocessing, build_pipeline
 from segmentation.naming import VOCABULARY, assign_names
-from segmentation.profiles import ClusterProfile, FeatureStats, RulePredictions, profile_clusters
-from segmentation.rules import Condition, fit_rule_tree, predict_rules, render, segment_rules
+from segmentation.profiles import (
+    ClusterCounts,
+    ClusterProfile,
+    FeatureStats,
+    RulePredictions,
+    profile_clusters,
+)
+from segmentation.rules import Condition, fit_segment_rules, render
 from segmentation.tables import MODEL_CLUSTER_ID as CLUSTER
 
 
-def test_scoring_gives_distance_to_the_own_centroid_and_a_distance_confidence(spark):
+def test_scoring_gives_distance_to_the_own_centroid_and_a_distance_membership(spark):
     rows = [
         (f"c{i}", float(x), float(y)) for i, (x, y) in enumerate([(0, 0), (0, 2), (10, 0), (10, 2), (4, 1)])
     ]
@@ -35,7 +41,7 @@ def test_scoring_gives_distance_to_the_own_centroid_and_a_distance_confidence(sp
     model = build_pipeline(features, ["x", "y"], plain, algorithm="kmeans", params={"k": 2}, seed=1).fit(
         features
     )
-    scored = {r.customer_id: r for r in score_customers(model, features).collect()}
+    scored = {r.customer_id: r for r in score_customers(model, features, boundary_probability=0.6).collect()}
     centers = np.array(model.stages[-2].clusterCenters())
     for customer_id, x, y in rows:
         distances = np.linalg.norm(centers - np.array([x, y]), axis=1)
@@ -43,7 +49,9 @@ def test_scoring_gives_distance_to_the_own_centroid_and_a_distance_confidence(sp
         own = distances[row[CLUSTER]]
         other = distances[1 - row[CLUSTER]]
         assert row.distance_to_centroid == pytest.approx(own, rel=1e-12)
-        assert row.segment_probability == pytest.approx(other / (own + other), rel=1e-12)
+        # With two clusters, the membership is d_other^2 / (d_own^2 + d_other^2).
+        assert row.segment_probability == pytest.approx(other**2 / (own**2 + other**2), rel=1e-12)
+        assert row.second_probability == pytest.approx(own**2 / (own**2 + other**2), rel=1e-12)
     # (4, 1) lies between the two groups, (0, 0) near its own centroid.
     assert scored["c4"].segment_probability < scored["c0"].segment_probability
 
@@ -58,7 +66,7 @@ def test_mixture_confidence_is_the_maximum_posterior(spark):
     expected = {
         r.customer_id: max(r.segment_probabilities.toArray()) for r in model.transform(features).collect()
     }
-    for row in score_customers(model, features).collect():
+    for row in score_customers(model, features, boundary_probability=0.6).collect():
         assert row.segment_probability == pytest.approx(expected[row.customer_id], rel=1e-12)
 
 
@@ -174,18 +182,22 @@ def test_rules_recover_a_planted_threshold_with_full_fidelity(spark):
         rows, f"customer_id string, recency_days double, frequency double, {CLUSTER} int"
     )
     columns = ["recency_days", "frequency"]
-    tree = fit_rule_tree(scored, columns, max_depth=2, seed=1)
-    rules = segment_rules(tree, columns)
-    assert rules[0] == "recency_days <= 40.5"
-    assert rules[1] == "recency_days > 40.5 AND frequency <= 2.5"
-    assert rules[2] == "recency_days > 40.5 AND frequency > 2.5"
+    ruleset = fit_segment_rules(scored, columns, clusters=range(3), max_depth=2, seed=1)
+    assert ruleset.texts()[0] == "recency_days <= 40.5"
+    # Any recency threshold in [37, 41) is exact here (38, 39 and 40 have frequency > 2.5).
+    for cluster, frequency in ((1, ("<=", 2.5)), (2, (">", 2.5))):
+        (clause,) = ruleset.rules[cluster].clauses
+        bounds = {c.feature: (c.operator, c.threshold) for c in clause.conditions}
+        assert bounds["frequency"] == frequency and len(bounds) == 2
+        assert bounds["recency_days"][0] == ">" and 37 <= bounds["recency_days"][1] < 41
     profiles = profile_clusters(
-        predict_rules(tree, scored.withColumn("monetary", F.lit(1.0)), columns),
+        scored.withColumn("monetary", F.lit(1.0)),
         columns,
         median_accuracy=100,
-        rules=RulePredictions("_rule_cluster", clusters=3),
+        counts=ClusterCounts(3, rules=RulePredictions(ruleset.matches(), ruleset.placed())),
     )
-    assert sum(p.rule_hits for p in profiles) == 100
+    assert sum(p.rule_placed for p in profiles) == 100
+    assert [p.rule_hits for p in profiles] == [p.customers for p in profiles]
     assert [p.rule_predicted for p in profiles] == [p.customers for p in profiles]
 
 

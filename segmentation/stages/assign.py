@@ -1,8 +1,10 @@
 """`segment assign`: score silver `customer_features` at `features.as_of_date` with the
 registered model and write the gold tables by the commit protocol of `segmentation.publish`:
 
-* `segment_assignments`: one row per customer and assignment, partitioned by `assignment_id`;
-* `segment_profiles`: one row per segment and assignment, with names, descriptions and rules;
+* `segment_assignments`: one row per customer and assignment, partitioned by `assignment_id`,
+  with the customer's top two segments, their probabilities and the boundary flag;
+* `segment_profiles`: one row per segment and assignment, with names, descriptions, rules
+  (with recall and precision) and boundary shares;
 * `segment_runs`: one row per assignment, written last; it publishes the two slices above;
 * `segment_membership`: each customer's segment over time, slowly changing type 2, brought up
   to date from published assignments after the publish.
@@ -43,6 +45,7 @@ from segmentation.membership import MembershipUpdate
 from segmentation.models import feature_columns_of
 from segmentation.naming import describe
 from segmentation.profiles import (
+    ClusterCounts,
     ClusterProfile,
     RulePredictions,
     SegmentSummary,
@@ -62,7 +65,7 @@ from segmentation.publish import (
     published_slice,
     resolve_run,
 )
-from segmentation.rules import RULE_PREDICTION, fit_rule_tree, predict_rules, segment_rules
+from segmentation.rules import fit_segment_rules
 from segmentation.stages.features import read_customer_features
 from segmentation.tables import (
     AS_OF_DATE,
@@ -90,6 +93,17 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class RuleSummary:
+    """One segment's readable rule with its recall and precision on every customer."""
+
+    segment_id: int
+    segment_name: str
+    rule: str
+    recall: float
+    precision: Optional[float]  # None: the rule covers nobody
+
+
+@dataclass(frozen=True)
 class AssignResult:
     assignment_id: str
     as_of_date: dt.date
@@ -100,6 +114,9 @@ class AssignResult:
     matched: bool  # a previous assignment existed to match segments against
     rules_fidelity: float
     rules_max_depth: int
+    rules: tuple[RuleSummary, ...]
+    boundary_probability: float
+    boundary_share: float  # share of all customers whose top probability is below it
     feature_columns: tuple[str, ...]
     assignments: TableWrite
     profiles: TableWrite
@@ -119,6 +136,7 @@ class _Scored:
     customers: int
     refs: dict[str, TableRef]
     lake: LakeConfig
+    boundary_probability: float  # what `boundary` was scored with
     timer: PhaseTimer = field(default_factory=PhaseTimer)
 
 
@@ -170,6 +188,18 @@ def run_assign(cfg: Config, spark: SparkSession) -> AssignResult:
         matched=matched,
         rules_fidelity=fidelity,
         rules_max_depth=cfg.assign.rules_max_depth,
+        rules=tuple(
+            RuleSummary(
+                p.segment_id,
+                p.segment_name,
+                p.rule,
+                p.rule_hits / p.customers,
+                p.rule_hits / p.rule_predicted if p.rule_predicted else None,
+            )
+            for p in sorted(profiles, key=lambda p: p.segment_id)
+        ),
+        boundary_probability=cfg.assign.boundary_probability,
+        boundary_share=sum(p.boundary_customers for p in profiles) / scoring.customers,
         feature_columns=tuple(feature_columns_of(scoring.model)),
         assignments=written[0],
         profiles=written[1],
@@ -191,12 +221,22 @@ def _score(cfg: Config, spark: SparkSession) -> _Scored:
         )
     # Not persisted: scoring is cheap next to caching every feature column (measured on 1M
     # customers: persisting 10.7 s, profiles from the cache slower than recomputed).
-    scored = score_customers(model, features)
+    scored = score_customers(model, features, boundary_probability=cfg.assign.boundary_probability)
     customers = features.count()
     if customers == 0:
         raise InputError(f"table {CUSTOMER_FEATURES.name}: no rows with as_of_date {as_of_date}")
     refs = {table.name: table_ref(cfg.lake, table) for table in (SEGMENT_ASSIGNMENTS, SEGMENT_PROFILES)}
-    return _Scored(model, identity, features, features_version, scored, customers, refs, cfg.lake)
+    return _Scored(
+        model,
+        identity,
+        features,
+        features_version,
+        scored,
+        customers,
+        refs,
+        cfg.lake,
+        cfg.assign.boundary_probability,
+    )
 
 
 def _profile(
@@ -206,20 +246,24 @@ def _profile(
     previous assignment was matched against."""
     columns = feature_columns_of(scoring.model)
     seed, customers, timer = cfg.sweep.seed, scoring.customers, scoring.timer
+    clusters = len(cluster_centers(scoring.model))
     with timer("rules"):
         tree_rows = hash_sample(scoring.scored, CUSTOMER_ID, cfg.assign.rules_max_rows / customers, seed=seed)
-        tree = fit_rule_tree(tree_rows, columns, max_depth=cfg.assign.rules_max_depth, seed=seed)
-        rules = segment_rules(tree, columns)
+        rules = fit_segment_rules(
+            tree_rows, columns, clusters=range(clusters), max_depth=cfg.assign.rules_max_depth, seed=seed
+        )
     with timer("profiles"):
         profiles = profile_clusters(
-            predict_rules(tree, scoring.scored, columns),
+            scoring.scored,
             numeric_features(scoring.features),
             median_accuracy=cfg.assign.median_accuracy,
-            rules=RulePredictions(RULE_PREDICTION, len(cluster_centers(scoring.model))),
+            counts=ClusterCounts(
+                clusters, rules=RulePredictions(rules.matches(), rules.placed()), boundary=True
+            ),
             median_sample=in_hash_sample(CUSTOMER_ID, cfg.assign.median_max_rows / customers, seed),
             value_column=_value_column(cfg, scoring.features),
         )
-    fidelity = sum(p.rule_hits for p in profiles) / customers
+    fidelity = sum(p.rule_placed for p in profiles) / customers
     with timer("identity"):
         previous = _previous(cfg, spark, assignment_id)
         overlaps = {}
@@ -230,7 +274,7 @@ def _profile(
         identify_segments(profiles, previous, overlaps, min_jaccard=cfg.assign.min_match_jaccard)
     for profile in profiles:
         profile.description = describe(profile)
-        profile.rule = rules.get(profile.cluster, "no rule: the tree places no customer here")
+        profile.rule = rules.rules[profile.cluster].text
     return profiles, fidelity, previous is not None
 
 
@@ -279,7 +323,12 @@ def _write_gold(
             spark,
             refs[SEGMENT_PROFILES.name],
             profiles_frame(
-                spark, profiles, assignment_id=assignment_id, lineage=lineage, rules_fidelity=rules_fidelity
+                spark,
+                profiles,
+                assignment_id=assignment_id,
+                lineage=lineage,
+                rules_fidelity=rules_fidelity,
+                boundary_probability=scoring.boundary_probability,
             ),
             user_metadata=metadata,
             append=True,
