@@ -31,17 +31,16 @@ import pandas as pd
 from generators import STRFTIME
 from pyspark import StorageLevel
 from pyspark.ml.functions import vector_to_array
-from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
+from pyspark.sql import DataFrame, SparkSession
+from run import dataset_config, project_vectors
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
 from segmentation.config import Config, load_config
-from segmentation.io import read_table, table_ref
-from segmentation.models import PREDICTION, SCALED, Preprocessing, build_preprocessing
+from segmentation.models import PREDICTION, SCALED
 from segmentation.spark import get_spark
 from segmentation.sweep import FitResult, fit_all, grid_points, stability
-from segmentation.tables import AS_OF_DATE, CUSTOMER_FEATURES, CUSTOMER_ID
+from segmentation.tables import CUSTOMER_ID
 
 NOISE = -1
 MIN_SEGMENT_SHARE = 0.02
@@ -98,20 +97,15 @@ def reference_log_within(points: np.ndarray, ks: list[int], *, seed: int) -> dic
 @dataclass
 class Prepared:
     cfg: Config
-    vectors: object  # Spark DataFrame: customer_id, features (persisted)
+    vectors: DataFrame  # customer_id, features (persisted)
     points: np.ndarray
     customer_ids: np.ndarray
 
 
 def prepare(spark: SparkSession, folder: Path, overrides: list[str]) -> Prepared:
     """The dataset's config as run.py ran it (plus `overrides`), and its vectors."""
-    cfg = load_config(["local", str(folder / "recovery.yaml")], overrides)
-    features = read_table(spark, table_ref(cfg.lake, CUSTOMER_FEATURES)).filter(
-        F.col(AS_OF_DATE) == F.lit(cfg.features.as_of_date)
-    )
-    columns = cfg.model.feature_columns
-    prepared = build_preprocessing(features, columns, Preprocessing.from_config(cfg.model)).fit(features)
-    vectors = prepared.transform(features).select(CUSTOMER_ID, SCALED).persist(StorageLevel.MEMORY_AND_DISK)
+    cfg = dataset_config(folder, overrides)
+    vectors = project_vectors(spark, cfg).persist(StorageLevel.MEMORY_AND_DISK)
     local = vectors.select(CUSTOMER_ID, vector_to_array(SCALED).alias("v")).toPandas()
     return Prepared(cfg, vectors, np.vstack(local["v"].to_numpy()), local[CUSTOMER_ID].to_numpy())
 

@@ -44,13 +44,13 @@ import yaml
 from deltalake import DeltaTable
 from generators import DATASETS, PlantedDataset, write
 from pyspark.ml.functions import vector_to_array
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
 
-from segmentation.config import load_config
+from segmentation.config import Config, load_config
 from segmentation.io import read_table, table_ref
 from segmentation.models import SCALED, Preprocessing, build_preprocessing
 from segmentation.spark import get_spark
@@ -195,18 +195,22 @@ def published_assignment(lake: Path) -> tuple[str, int, pd.DataFrame]:
     return str(run[ALGORITHM]), int(run[SEGMENT_COUNT]), mine[[CUSTOMER_ID, SEGMENT_ID]]
 
 
-def project_vectors(spark: SparkSession, folder: Path, as_of_date: dt.date) -> pd.DataFrame:
+def dataset_config(folder: Path, overrides: list[str]) -> Config:
+    """The config `segment pipeline` ran this dataset with: the local overlay, the dataset's
+    overlay and the `--set` overrides."""
+    return load_config(["local", str(folder / "recovery.yaml")], overrides)
+
+
+def project_vectors(spark: SparkSession, cfg: Config) -> DataFrame:
     """customer_id and the vectors the project clusters: its preprocessing fitted on its
-    customer_features as of the date (a bench dataset is a few thousand customers)."""
-    cfg = load_config(["local", str(folder / "recovery.yaml")])
+    customer_features as of the config's date."""
     features = read_table(spark, table_ref(cfg.lake, CUSTOMER_FEATURES)).filter(
-        F.col(AS_OF_DATE) == F.lit(as_of_date)
+        F.col(AS_OF_DATE) == F.lit(cfg.features.as_of_date)
     )
     prepared = build_preprocessing(
         features, cfg.model.feature_columns, Preprocessing.from_config(cfg.model)
     ).fit(features)
-    vectors = prepared.transform(features).select(CUSTOMER_ID, vector_to_array(SCALED).alias("vector"))
-    return vectors.toPandas()
+    return prepared.transform(features).select(CUSTOMER_ID, SCALED)
 
 
 def best_achievable(vectors: pd.DataFrame, labels: pd.DataFrame, k: int) -> tuple[float, float]:
@@ -233,7 +237,12 @@ def recover(spark: SparkSession, dataset: PlantedDataset, folder: Path, *, overr
         joined = assigned.merge(labels, on=CUSTOMER_ID)
         member = joined["persona"] != NOISE
         ari = float(adjusted_rand_score(joined.loc[member, "persona"], joined.loc[member, SEGMENT_ID]))
-        vectors = project_vectors(spark, folder, dataset.as_of_date)
+        # a bench dataset is a few thousand customers
+        vectors = (
+            project_vectors(spark, dataset_config(folder, overrides))
+            .select(CUSTOMER_ID, vector_to_array(SCALED).alias("vector"))
+            .toPandas()
+        )
         best_kmeans, best_gmm = best_achievable(vectors, labels, dataset.planted_k)
     recovery = Recovery(
         dataset=dataset.name,
