@@ -141,12 +141,14 @@ sweep = sweeps.set_index("run_id").loc[sweep_run_id]
 # COMMAND ----------
 
 # MAGIC %md
-# MAGIC ## The fits of one sweep, in the champion rule's order
+# MAGIC ## The fits of one sweep: the champion, the other eligible fits, the rest
 # MAGIC
 # MAGIC The rule (as the sweep logged it, parameter `selection_rule`): among fits whose smallest
-# MAGIC segment and stability pass the thresholds, the highest silhouette at the logged number of
-# MAGIC decimals, ties to fewer clusters. Each child run's `eligible` and `verdict` tags say where
-# MAGIC it stands; stability is only measured for the leading fits.
+# MAGIC segment and stability pass the thresholds, the first in the order of its `rule`
+# MAGIC (`silhouette` by default: the highest silhouette at the logged number of decimals), ties
+# MAGIC to fewer clusters; docs/champion-rule.md lists the orders. Each child run's `eligible` and
+# MAGIC `verdict` tags say where it stands; stability is only measured for the leading fits. Below,
+# MAGIC within each group, fits are listed by silhouette.
 
 # COMMAND ----------
 
@@ -173,11 +175,12 @@ board = columns(
 board[K] = board[K].astype(int)
 board = (
     board.assign(
+        _other=board["verdict"] != "champion",
         _ineligible=board["eligible"] != "true",
         _silhouette=-board["silhouette"].round(decimals).fillna(-2.0),
     )
-    .sort_values(["_ineligible", "_silhouette", "clusters", K])
-    .drop(columns=["_ineligible", "_silhouette"])
+    .sort_values(["_other", "_ineligible", "_silhouette", "clusters", K])
+    .drop(columns=["_other", "_ineligible", "_silhouette"])
     .reset_index(drop=True)
 )
 print(f"sweep {sweep_run_id} ({sweep['tags.mlflow.runName']}, {sweep['status']}): {len(board)} fits")

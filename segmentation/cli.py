@@ -402,10 +402,28 @@ def _report_lines(result: ReportResult) -> list[str]:
         f"segments of assignment {result.assignment_id} ({result.model_name} version {result.model_version}, "
         f"{result.algorithm}):",
         *segment_table(result.segments, matched=result.matched),
+        _next_period_line(result),
         f"report: {result.path} (logged to MLflow run {run_id} under {result.artifact_dir}/)",
         ui,
         f"open the report: xdg-open {result.path}   (or file://{result.path})",
     ]
+
+
+def _next_period_line(result: ReportResult) -> str:
+    """The report's next-period figures beside the RFM-score baseline's, or why there are none."""
+    evaluation = result.evaluation
+    if evaluation is None:
+        return f"next period: {result.evaluation_note}"
+    segments, rfm = evaluation.segments, evaluation.rfm
+    return (
+        f"next {evaluation.horizon_days} days: eta squared of spend {_eta(segments.eta_squared_spend)} "
+        f"(RFM-score baseline {_eta(rfm.eta_squared_spend)}), of buying again "
+        f"{_eta(segments.eta_squared_bought_again)} ({_eta(rfm.eta_squared_bought_again)})"
+    )
+
+
+def _eta(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def _history_lines(result: HistoryResult) -> list[str]:
@@ -483,13 +501,9 @@ def _evaluate_lines(result: EvaluationResult) -> list[str]:
 
 def outcome_table(title: str, outcome: SegmentationOutcome) -> list[str]:
     """One segmentation's next-period table: who bought again, spend, and eta squared."""
-
-    def eta(value: float | None) -> str:
-        return "-" if value is None else f"{value:.4f}"
-
     lines = [
-        f"  {title}: eta squared of spend {eta(outcome.eta_squared_spend)}, of buying again "
-        f"{eta(outcome.eta_squared_bought_again)}; {outcome.bought_again_share:.1%} bought again, "
+        f"  {title}: eta squared of spend {_eta(outcome.eta_squared_spend)}, of buying again "
+        f"{_eta(outcome.eta_squared_bought_again)}; {outcome.bought_again_share:.1%} bought again, "
         f"{outcome.mean_spend:,.2f} spent per customer",
         f"    {'id':>3}  {'segment':<22} {'customers':>10} {'bought again':>12} {'spend/customer':>14} "
         f"{'spend share':>11}",

@@ -486,8 +486,19 @@ class SweepConfig(_Section):
         return self
 
 
+ChampionRule = Literal[
+    "silhouette", "calinski_harabasz", "davies_bouldin", "bic", "rank", "knee", "largest_stable_k"
+]
+
+
 class SelectionConfig(_Section):
-    """The champion rule; docs/champion-rule.md explains it."""
+    """The champion rule; docs/champion-rule.md explains it and the benchmark behind the default."""
+
+    rule: ChampionRule = Field(
+        "silhouette",
+        description="How qualifying fits are ordered; the first stable one is the champion "
+        "(docs/champion-rule.md).",
+    )
 
     min_segment_share: Share = Field(
         0.02, description="A fit qualifies when its smallest segment holds at least this share of customers."

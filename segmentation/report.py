@@ -51,6 +51,7 @@ from segmentation.tables import (
     expected_purchases_in,
     value_horizons,
 )
+from segmentation.usefulness import SegmentationOutcome
 
 # Features shown in the report's profile table and heatmap, when the profiles have them.
 HEADLINE_FEATURES = (
@@ -82,8 +83,12 @@ def render_report(
     *,
     migration: Optional[MigrationSummary],
     previous_assignment: Optional[str],
+    next_period: str = "",
+    outcomes: Sequence[tuple[str, SegmentationOutcome]] = (),
 ) -> str:
-    """The whole page. `profiles` are `segment_profiles` rows as dicts, one per segment."""
+    """The whole page. `profiles` are `segment_profiles` rows as dicts, one per segment;
+    `next_period` introduces the titled `outcomes` of `segment evaluate` (or says why there are
+    none)."""
     profiles = sorted(profiles, key=lambda p: p[SEGMENT_ID])
     labels = [f"{p[SEGMENT_ID]} {p[SEGMENT_NAME]}" for p in profiles]
     stats = [{s[FEATURE]: s for s in p[FEATURE_STATS]} for p in profiles]
@@ -139,6 +144,7 @@ def render_report(
                 for label, p in zip(labels, profiles, strict=True)
             ],
         ),
+        *next_period_section(next_period, outcomes),
         "<h2>Migration from the previous assignment</h2>",
         _migration(migration, previous_assignment),
     ]
@@ -177,6 +183,38 @@ def _boundary(labels: list[str], profiles: Sequence[dict[str, Any]]) -> list[str
         "customers).</p>",
         _table(["segment", "boundary share", "between it and"], rows),
     ]
+
+
+def next_period_section(intro: str, outcomes: Sequence[tuple[str, SegmentationOutcome]]) -> list[str]:
+    """What each segmentation's customers did after the assignment's date (`segment evaluate`);
+    `intro` alone when there is nothing to show yet, nothing without it."""
+    if not intro:
+        return []
+
+    def eta(value: Optional[float]) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    sections = ["<h2>Next period</h2>", f"<p>{_e(intro)}</p>"]
+    for title, outcome in outcomes:
+        sections += [
+            f"<h3>{title}: eta squared of spend {eta(outcome.eta_squared_spend)}, of buying again "
+            f"{eta(outcome.eta_squared_bought_again)}</h3>",
+            _table(
+                ["segment", "customers", "bought again", "spend each", "orders each", "spend share"],
+                [
+                    [
+                        _e(f"{segment.segment_id} {segment.segment_name}"),
+                        f"{segment.customers:,}",
+                        _percent(segment.bought_again_share),
+                        f"{segment.mean_spend:,.2f}",
+                        f"{segment.mean_orders:,.2f}",
+                        _percent(segment.spend_share),
+                    ]
+                    for segment in outcome.segments
+                ],
+            ),
+        ]
+    return sections
 
 
 class _Attributes:

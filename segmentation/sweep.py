@@ -6,12 +6,12 @@ same space, so fits of different algorithms compare. The vectors are computed fr
 features and not cached themselves: Spark's estimators persist their own input when it is not
 persisted, which is faster than reading a cached DataFrame on every iteration.
 
-Champion rule (configurable in `selection`): among fits whose smallest segment holds at least
-`min_segment_share` of customers and whose stability (adjusted Rand index between the fit and
-a refit with another seed on a `stability_sample` hash sample) is at least `min_stability`,
-take the highest silhouette; silhouettes equal at `silhouette_decimals` decimals tie and the
-smaller number of clusters wins. Stability is measured for the `stability_candidates` leading
-fits by that order and further down only until one passes, since no lower fit can win.
+Champion rule (configurable in `selection`, docs/champion-rule.md): fits whose smallest
+segment holds at least `min_segment_share` of customers are put in the order of
+`selection.rule` (`champion_order`), and the first whose stability (adjusted Rand index
+between the fit and a refit with another seed on a `stability_sample` hash sample) is at least
+`min_stability` is the champion. Stability is measured for the `stability_candidates` leading
+fits of that order and further down only until one passes, since no lower fit can win.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Optional, Union
@@ -341,12 +341,68 @@ def stability(
     return adjusted_rand_index(labels[0], labels[1], key=CUSTOMER_ID, label="cluster")
 
 
+def champion_order(rule: SelectionConfig, fits: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Positions of `fits` in the order of `rule.rule`, best first; each fit is its
+    `metric_values()` plus `algorithm` and `k`. A rule leaves out the fits it cannot rank
+    (`bic` ranks mixtures only). Ties always go to fewer clusters.
+
+    silhouette, calinski_harabasz, davies_bouldin, bic: the criterion itself (silhouette
+    compared at `silhouette_decimals`). rank: the mean of the fit's ranks by silhouette,
+    Calinski-Harabasz and Davies-Bouldin. knee: per algorithm, the k where the within-cluster
+    sum of squares falls furthest below the chord from its smallest to its largest k (both
+    axes scaled to [0, 1]) comes first, then by silhouette. largest_stable_k: the most
+    clusters, then by silhouette.
+    """
+    name = rule.rule
+    positions = [i for i, fit in enumerate(fits) if name != "bic" or fit.get("bic") is not None]
+    silhouette = {i: round(fits[i]["silhouette"], rule.silhouette_decimals) for i in positions}
+    if name == "silhouette":
+        score = {i: -silhouette[i] for i in positions}
+    elif name == "calinski_harabasz":
+        score = {i: -fits[i]["calinski_harabasz"] for i in positions}
+    elif name == "davies_bouldin":
+        score = {i: fits[i]["davies_bouldin"] for i in positions}
+    elif name == "bic":
+        score = {i: fits[i]["bic"] for i in positions}
+    elif name == "rank":
+        score = {i: 0.0 for i in positions}
+        for criterion, sign in (("silhouette", -1), ("calinski_harabasz", -1), ("davies_bouldin", 1)):
+            ordered = sorted(positions, key=lambda i: sign * fits[i][criterion])
+            for rank, i in enumerate(ordered):
+                score[i] += rank / 3
+    elif name == "knee":
+        knees = _knees(fits, positions)
+        score = {i: (i not in knees, -silhouette[i]) for i in positions}
+    elif name == "largest_stable_k":
+        score = {i: (-fits[i][K], -silhouette[i]) for i in positions}
+    else:  # the config validates the name; this guards a new rule added to one place only
+        raise ValueError(f"selection.rule: no ordering for {name!r}")
+    return sorted(positions, key=lambda i: (score[i], fits[i][K], i))
+
+
+def _knees(fits: Sequence[Mapping[str, Any]], positions: list[int]) -> set[int]:
+    """Per algorithm with at least three k, the fit at the knee of within-SS over k."""
+    knees = set()
+    for algorithm in {fits[i][ALGORITHM] for i in positions}:
+        mine = [i for i in positions if fits[i][ALGORITHM] == algorithm]
+        curve = sorted((fits[i][K], fits[i]["within_ss"], i) for i in mine)
+        if len(curve) < 3:
+            continue
+        ks = np.array([point[0] for point in curve], dtype=float)
+        within = np.array([point[1] for point in curve])
+        x = (ks - ks.min()) / (ks.max() - ks.min())
+        spread = within.max() - within.min()
+        y = (within - within.min()) / spread if spread > 0 else np.zeros_like(within)
+        knees.add(curve[int(np.argmax((1 - x) - y))][2])
+    return knees
+
+
 def select_champion(
     results: list[FitResult], rule: SelectionConfig, stability_of: Callable[[FitResult], float]
 ) -> Selection:
     """Apply the champion rule (module docstring); every fit gets a verdict saying why."""
     verdicts: dict[int, Verdict] = {}
-    ranked = []
+    candidates = []
     for result in results:
         m = result.metrics
         if m is None:
@@ -358,8 +414,11 @@ def select_champion(
                 False, f"smallest segment {m.min_segment_share:.2%} < {rule.min_segment_share:.2%}"
             )
         else:
-            ranked.append(result)
-    ranked.sort(key=lambda r: (-round(r.metrics.silhouette, rule.silhouette_decimals), r.metrics.clusters))
+            candidates.append(result)
+    order = champion_order(rule, [_rule_inputs(result) for result in candidates])
+    for position in set(range(len(candidates))) - set(order):
+        verdicts[candidates[position].point.index] = Verdict(False, f"not ranked by the {rule.rule} rule")
+    ranked = [candidates[position] for position in order]
 
     champion = None
     for position, result in enumerate(ranked):
@@ -377,8 +436,23 @@ def select_champion(
             champion = result
             verdicts[result.point.index] = Verdict(True, "champion", ari)
         else:
-            verdicts[result.point.index] = Verdict(True, "eligible; lower silhouette or larger k", ari)
+            verdicts[result.point.index] = Verdict(True, f"eligible; below the champion by {rule.rule}", ari)
     return Selection(champion, verdicts, _reasoning(champion, results, verdicts, rule=rule))
+
+
+def _rule_inputs(result: FitResult) -> dict[str, Any]:
+    return {ALGORITHM: result.point.algorithm, K: result.point.k, **result.metric_values()}
+
+
+RULE_TEXT = {
+    "silhouette": "highest silhouette (compared at {decimals} decimals)",
+    "calinski_harabasz": "highest Calinski-Harabasz index",
+    "davies_bouldin": "lowest Davies-Bouldin index",
+    "bic": "lowest BIC among the Gaussian mixtures",
+    "rank": "best mean rank by silhouette, Calinski-Harabasz and Davies-Bouldin",
+    "knee": "each algorithm's knee of within-cluster SS over k first, then highest silhouette",
+    "largest_stable_k": "most clusters, then highest silhouette",
+}
 
 
 def _reasoning(
@@ -389,9 +463,10 @@ def _reasoning(
     rule: SelectionConfig,
 ) -> str:
     rule_text = (
-        f"rule: among fits whose smallest segment >= {rule.min_segment_share:.2%} and stability "
-        f"(ARI vs a reseeded refit) >= {rule.min_stability}, highest silhouette "
-        f"(compared at {rule.silhouette_decimals} decimals), ties to fewer clusters"
+        f"rule {rule.rule}: among fits whose smallest segment >= {rule.min_segment_share:.2%} and stability "
+        f"(ARI vs a reseeded refit) >= {rule.min_stability}, "
+        + RULE_TEXT[rule.rule].format(decimals=rule.silhouette_decimals)
+        + ", ties to fewer clusters"
     )
     eligible = sum(verdict.eligible for verdict in verdicts.values())
     if champion is None:
@@ -400,7 +475,9 @@ def _reasoning(
     stable = verdicts[champion.point.index].stability
     return (
         f"champion {champion.point.name} ({m.clusters} clusters): silhouette {m.silhouette:.4f}, "
-        f"smallest segment {m.min_segment_share:.2%}, stability {stable:.3f}; "
+        + (f"Calinski-Harabasz {m.calinski_harabasz:.1f}, " if m.calinski_harabasz is not None else "")
+        + (f"BIC {champion.mixture.bic:.1f}, " if champion.mixture else "")
+        + f"smallest segment {m.min_segment_share:.2%}, stability {stable:.3f}; "
         f"{eligible} of {len(results)} fits checked eligible; {rule_text}"
     )
 

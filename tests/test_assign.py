@@ -284,6 +284,12 @@ def test_report_is_written_and_logged_to_the_model_run(spark, make_gold_config, 
         assert profile.segment_name in page and profile.rule.replace(">", "&gt;").replace("<", "&lt;") in page
     assert f"From {V1}: 0 customers new, 0 gone" in page
     assert page.count("data:image/png;base64,") == 2
+    # The lake's transactions end at the features' date: the next period is not there yet.
+    assert reported.evaluation is None
+    assert reported.evaluation_note.startswith(
+        "Not evaluable yet: table transactions: the last transaction is on"
+    )
+    assert "<h2>Next period</h2>\n<p>Not evaluable yet: table transactions" in page
 
     tracking.configure(cfg.mlflow)
     run_id = profiles.first().mlflow_run_id

@@ -240,6 +240,7 @@ def test_to_dict_is_plain_json_with_the_resolved_values():
     assert resolved["sweep"]["grid"]["kmeans"]["k"] == list(range(2, 13))
     assert resolved["sweep"]["grid"]["bisecting_kmeans"]["minDivisibleClusterSize"] == [1.0]
     assert resolved["selection"] == {
+        "rule": "silhouette",
         "min_segment_share": 0.02,
         "min_stability": 0.8,
         "stability_candidates": 3,

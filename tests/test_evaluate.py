@@ -21,6 +21,7 @@ from segmentation.config import overrides_under
 from segmentation.errors import InputError
 from segmentation.io import read_table, table_ref, write_table
 from segmentation.publish import PublishedRun, publish
+from segmentation.report import next_period_section
 from segmentation.stages.evaluate import OUTCOMES_ARTIFACT, run_evaluate
 from segmentation.stages.features import run_features
 from segmentation.usefulness import (
@@ -342,6 +343,14 @@ def test_segments_and_the_rfm_baseline_on_the_next_30_days(spark, lake):
     rows = [line.split() for line in text.splitlines()]
     assert ["2", "Lapsing", "3", "0.0%", "-1.67", "-2.2%"] in rows  # -5 / 230 of the spend
     assert ["2", "RFM", "11-14", "3", "66.7%", "58.33", "76.1%"] in rows  # 175 / 3; 175 / 230
+
+    # The report's section shows the same tables.
+    page = "".join(next_period_section("intro", (("Segments", result.segments), ("RFM", result.rfm))))
+    assert page.startswith("<h2>Next period</h2><p>intro</p><h3>Segments: eta squared of spend ")
+    assert (
+        "<tr><td>2 Lapsing</td><td>3</td><td>0.0%</td><td>-1.67</td><td>0.00</td><td>-2.2%</td></tr>" in page
+    )
+    assert "<h3>RFM: eta squared of spend" in page and "<td>66.7%</td><td>58.33</td>" in page
 
 
 def test_the_rfm_scores_of_the_features_stage_rows(spark, lake):

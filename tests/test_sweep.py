@@ -17,7 +17,9 @@ from segmentation.evaluation import ClusterMetrics
 from segmentation.sweep import (
     FitResult,
     GridPoint,
+    MixtureMetrics,
     Verdict,
+    champion_order,
     fit_point,
     grid_points,
     leaderboard,
@@ -157,6 +159,72 @@ def test_champion_is_eligible_and_no_eligible_fit_beats_it(specs):
     )
 
 
+def scored(index, algorithm, k, *, silhouette, ch, db, within, bic=None):
+    """A fit with every criterion the rules read set by hand."""
+    metrics = ClusterMetrics(
+        rows=1000,
+        clusters=k,
+        silhouette=silhouette,
+        silhouette_rows=1000,
+        davies_bouldin=db,
+        calinski_harabasz=ch,
+        within_ss=within,
+        min_segment_share=0.1,
+        max_segment_share=0.5,
+        size_entropy=1.0,
+    )
+    mixture = (
+        None if bic is None else MixtureMetrics(log_likelihood=0.0, aic=0.0, bic=bic, mean_max_posterior=0.9)
+    )
+    return FitResult(GridPoint(algorithm, {"k": k}, index), None, metrics, 0.1, mixture=mixture)
+
+
+# Within-SS of kmeans falls steeply to k=4 and then flattens (the knee is 4); silhouette
+# prefers k=2, Calinski-Harabasz k=5, Davies-Bouldin k=3, BIC the mixture with k=5.
+RULE_FITS = [
+    scored(0, "kmeans", 2, silhouette=0.70, ch=100.0, db=0.90, within=100.0),
+    scored(1, "kmeans", 3, silhouette=0.60, ch=150.0, db=0.50, within=60.0),
+    scored(2, "kmeans", 4, silhouette=0.65, ch=180.0, db=0.60, within=20.0),
+    scored(3, "kmeans", 5, silhouette=0.55, ch=200.0, db=0.80, within=18.0),
+    scored(4, "kmeans", 6, silhouette=0.50, ch=170.0, db=1.00, within=17.0),
+    scored(5, "gaussian_mixture", 4, silhouette=0.40, ch=90.0, db=1.20, within=40.0, bic=900.0),
+    scored(6, "gaussian_mixture", 5, silhouette=0.30, ch=80.0, db=1.40, within=35.0, bic=850.0),
+]
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        ("silhouette", [0, 2, 1, 3, 4, 5, 6]),
+        ("calinski_harabasz", [3, 2, 4, 1, 0, 5, 6]),
+        ("davies_bouldin", [1, 2, 3, 0, 4, 5, 6]),
+        ("bic", [6, 5]),  # mixtures only
+        # rank sums (silhouette + CH + DB) over all seven: k=4 3, k=3 5, k=5 5 (tie: fewer
+        # clusters first), k=2 7, k=6 10, the mixtures 15 and 18
+        ("rank", [2, 1, 3, 0, 4, 5, 6]),
+        # knees: kmeans k=4; the mixture curve has two points only, so no knee
+        ("knee", [2, 0, 1, 3, 4, 5, 6]),
+        ("largest_stable_k", [4, 3, 6, 2, 5, 1, 0]),
+    ],
+)
+def test_each_champion_rule_orders_the_fits_by_its_criterion(rule, expected):
+    settings = RULE.model_copy(update={"rule": rule})
+    inputs = [{"algorithm": r.point.algorithm, "k": r.point.k, **r.metric_values()} for r in RULE_FITS]
+    assert champion_order(settings, inputs) == expected
+    selection = select_champion(RULE_FITS, settings, lambda result: 1.0)
+    assert selection.champion.point.index == expected[0]
+    assert f"rule {rule}:" in selection.reasoning
+    unranked = set(range(len(RULE_FITS))) - set(expected)
+    assert all(selection.verdicts[i].reason == f"not ranked by the {rule} rule" for i in unranked)
+
+
+def test_an_unstable_leader_passes_the_choice_down_the_rules_order():
+    settings = RULE.model_copy(update={"rule": "knee"})
+    selection = select_champion(RULE_FITS, settings, lambda result: 0.5 if result.point.k == 4 else 0.9)
+    assert selection.champion.point.index == 0  # after the kmeans knee, highest silhouette
+    assert selection.verdicts[2].reason == "stability 0.500 < 0.8"
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [
@@ -169,6 +237,7 @@ def test_champion_is_eligible_and_no_eligible_fit_beats_it(specs):
         ),
         ("selection.min_stability=1.5", "config key 'selection.min_stability' must be in [0, 1], got 1.5"),
         ("sweep.restarts=0", "config key 'sweep.restarts' must be at least 1, got 0"),
+        ("selection.rule=elbow", "config key 'selection.rule' must be one of"),
     ],
 )
 def test_bad_sweep_settings_are_config_errors(override, message):

@@ -24,27 +24,28 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, get_args
 
 import numpy as np
 import pandas as pd
-from generators import STRFTIME
+import yaml
+from generators import DATASETS, STRFTIME, write
 from pyspark import StorageLevel
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame, SparkSession
-from run import dataset_config, project_vectors
+from run import REAL, best_achievable, cdnow_dataset, dataset_config, overlay, project_vectors
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
-from segmentation.config import Config, load_config
+from segmentation.config import ChampionRule, Config, SelectionConfig, load_config
 from segmentation.models import PREDICTION, SCALED
 from segmentation.spark import get_spark
-from segmentation.sweep import FitResult, fit_all, grid_points, stability
+from segmentation.stages.features import run_features
+from segmentation.stages.ingest import run_ingest
+from segmentation.sweep import FitResult, champion_order, fit_all, grid_points, stability
 from segmentation.tables import CUSTOMER_ID
 
 NOISE = -1
-MIN_SEGMENT_SHARE = 0.02
-MIN_STABILITY = 0.8
 GAP_REFERENCES = 5
 
 
@@ -157,12 +158,34 @@ def _labels(result: FitResult, prepared: Prepared) -> np.ndarray:
 
 
 # ---- the candidate rules: each picks one row of a dataset's fit table (or None) ----
+# The product's own rules (segmentation.sweep.champion_order, selectable as selection.rule) are
+# applied exactly as `segment train` applies them: the fits with a large enough smallest segment
+# in the rule's order, the first stable one wins. The gap statistic and usefulness need
+# reference fits or the future and stay here.
+
+SELECTION = SelectionConfig()
 
 
-def eligible(table: pd.DataFrame, *, stable: bool = True) -> pd.DataFrame:
-    ok = table["min_segment_share"] >= MIN_SEGMENT_SHARE
-    if stable:
-        ok &= table["stability"] >= MIN_STABILITY
+def product_rule(name: str) -> Callable[[pd.DataFrame], Optional[pd.Series]]:
+    settings = SELECTION.model_copy(update={"rule": name})
+
+    def pick(table: pd.DataFrame) -> Optional[pd.Series]:
+        candidates = table[
+            (table["min_segment_share"] >= settings.min_segment_share) & table["silhouette"].notna()
+        ].reset_index(drop=True)
+        fits = candidates.astype(object).where(candidates.notna(), None).to_dict("records")
+        for position in champion_order(settings, fits):
+            if candidates.loc[position, "stability"] >= settings.min_stability:
+                return candidates.loc[position]
+        return None
+
+    return pick
+
+
+def eligible(table: pd.DataFrame) -> pd.DataFrame:
+    ok = (table["min_segment_share"] >= SELECTION.min_segment_share) & (
+        table["stability"] >= SELECTION.min_stability
+    )
     return table[ok & table["silhouette"].notna()]
 
 
@@ -172,36 +195,6 @@ def _best(table: pd.DataFrame, column: str, *, largest: bool, decimals: Optional
     values = table[column].round(decimals) if decimals is not None else table[column]
     order = table.assign(_v=values if largest else -values).sort_values(["_v", "k"], ascending=[False, True])
     return order.iloc[0]
-
-
-def by_silhouette(table):
-    return _best(eligible(table), "silhouette", largest=True, decimals=3)
-
-
-def by_calinski_harabasz(table):
-    return _best(eligible(table), "calinski_harabasz", largest=True)
-
-
-def by_davies_bouldin(table):
-    return _best(eligible(table), "davies_bouldin", largest=False)
-
-
-def by_bic(table):
-    mixtures = eligible(table)
-    return _best(mixtures[mixtures["algorithm"] == "gaussian_mixture"], "bic", largest=False)
-
-
-def by_rank(table):
-    """Mean rank over silhouette, Calinski-Harabasz and Davies-Bouldin; ties to fewer segments."""
-    candidates = eligible(table)
-    if candidates.empty:
-        return None
-    ranks = (
-        candidates["silhouette"].rank(ascending=False)
-        + candidates["calinski_harabasz"].rank(ascending=False)
-        + candidates["davies_bouldin"].rank(ascending=True)
-    )
-    return _best(candidates.assign(_rank=ranks), "_rank", largest=False)
 
 
 def by_gap(table):
@@ -217,43 +210,14 @@ def by_gap(table):
     return _best(pd.DataFrame(picks), "silhouette", largest=True, decimals=3) if picks else None
 
 
-def by_knee(table):
-    """Per algorithm the knee of within-SS over k (largest distance below the chord from the
-    first to the last k, on normalised axes); of those the highest silhouette."""
-    picks = []
-    for _, rows in eligible(table).groupby("algorithm"):
-        rows = rows.sort_values("k").reset_index(drop=True)
-        if len(rows) < 3:
-            continue
-        x = (rows["k"] - rows["k"].min()) / (rows["k"].max() - rows["k"].min())
-        w = rows["within_ss"]
-        y = (w - w.min()) / (w.max() - w.min()) if w.max() > w.min() else w * 0
-        picks.append(rows.loc[int(np.argmax((1 - x) - y))])
-    return _best(pd.DataFrame(picks), "silhouette", largest=True, decimals=3) if picks else None
-
-
-def by_largest_stable_k(table):
-    """The largest k with a fit that passes both filters; at that k the highest silhouette."""
-    candidates = eligible(table)
-    if candidates.empty:
-        return None
-    return _best(candidates[candidates["k"] == candidates["k"].max()], "silhouette", largest=True, decimals=3)
-
-
 def by_usefulness(table):
     return _best(eligible(table), "omega_squared", largest=True)
 
 
 RULES: dict[str, Callable[[pd.DataFrame], Optional[pd.Series]]] = {
-    "silhouette (today)": by_silhouette,
-    "calinski_harabasz": by_calinski_harabasz,
-    "davies_bouldin": by_davies_bouldin,
-    "bic (mixtures)": by_bic,
-    "rank (sil+CH+DB)": by_rank,
-    "gap statistic": by_gap,
-    "knee of within-SS": by_knee,
-    "largest stable k": by_largest_stable_k,
-    "usefulness (omega2)": by_usefulness,
+    **{name: product_rule(name) for name in get_args(ChampionRule)},
+    "gap statistic (bench only)": by_gap,
+    "usefulness, omega2 (bench only)": by_usefulness,
 }
 
 
@@ -294,29 +258,81 @@ def _mean(values: list[float]) -> str:
     return f"{np.mean(values):.3f}" if values else "-"
 
 
+def prepare_lake(
+    spark: SparkSession, name: str, folder: Path, *, seed: int, customers: Optional[int], overrides: list[str]
+) -> None:
+    """Without run.py: write the dataset and run the ingest and features stages in this process
+    (the sweep is what rules.py redoes, so the rest of the pipeline is not needed), then record
+    what the rule comparison reads in recovery.json."""
+    sizes = {} if customers is None else {"customers": customers}
+    dataset = cdnow_dataset() if name == REAL else DATASETS[name](seed, **sizes)
+    write(dataset, folder / "raw")
+    (folder / "recovery.yaml").write_text(yaml.safe_dump(overlay(dataset, folder), sort_keys=False))
+    cfg = dataset_config(folder, overrides)
+    run_ingest(cfg, spark)
+    run_features(cfg, spark)
+    best_kmeans = best_gmm = None
+    if dataset.planted_k:
+        vectors = project_vectors(spark, cfg).select(CUSTOMER_ID, vector_to_array(SCALED).alias("vector"))
+        vectors = vectors.toPandas()  # a bench dataset is a few thousand customers
+        best_kmeans, best_gmm = best_achievable(vectors, dataset.labels, dataset.planted_k)
+    meta = {
+        "dataset": name,
+        "separation": dataset.separation,
+        "planted_k": dataset.planted_k,
+        "best_ari_kmeans": best_kmeans,
+        "best_ari_gmm": best_gmm,
+        "best_ari": None if best_kmeans is None else max(best_kmeans, best_gmm),
+        "as_of_date": dataset.as_of_date.isoformat(),
+        "columns": dataset.columns,
+        "timestamp_format": dataset.timestamp_format,
+    }
+    (folder / "recovery.json").write_text(json.dumps(meta, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", type=Path, required=True, help="a run.py --work-dir")
     parser.add_argument("--datasets", help="comma-separated; default every dataset folder in the work dir")
     parser.add_argument("--horizon-days", type=int, default=180)
     parser.add_argument(
+        "--prepare",
+        action="store_true",
+        help="write and ingest the --datasets missing from the work dir here, without run.py",
+    )
+    parser.add_argument("--customers", type=int, help="with --prepare: customers per dataset")
+    parser.add_argument("--seed", type=int, default=7, help="with --prepare: the generators' seed")
+    parser.add_argument(
         "--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE", help="as given to run.py"
     )
     args = parser.parse_args()
-    spark = get_spark(load_config(["local"], args.overrides).spark)
-    names = (
-        args.datasets.split(",")
-        if args.datasets
-        else sorted(p.name for p in args.work_dir.iterdir() if (p / "recovery.json").exists())
-    )
+    sessions: list[SparkSession] = []
+
+    def session() -> SparkSession:
+        """Started on first need: comparing cached fit tables needs no Spark."""
+        if not sessions:
+            sessions.append(get_spark(load_config(["local"], args.overrides).spark))
+        return sessions[0]
+
+    if args.datasets:
+        names = args.datasets.split(",")
+    elif args.prepare:
+        names = [*DATASETS, REAL]
+    else:
+        names = sorted(p.name for p in args.work_dir.iterdir() if (p / "recovery.json").exists())
     tables, meta = {}, {}
     for name in names:
         folder = args.work_dir / name
+        if args.prepare and not (folder / "recovery.json").exists():
+            print(f"{name}: writing and ingesting", flush=True)
+            prepare_lake(
+                session(), name, folder, seed=args.seed, customers=args.customers, overrides=args.overrides
+            )
         meta[name] = json.loads((folder / "recovery.json").read_text())
         cached = folder / "fits.csv"
         if not cached.exists():
             print(f"{name}: fitting the grid", flush=True)
-            prepared = prepare(spark, folder, args.overrides)
+            prepared = prepare(session(), folder, args.overrides)
             planted = None
             if meta[name]["planted_k"]:
                 labels = pd.read_csv(folder / "raw" / "labels.csv", dtype={CUSTOMER_ID: str})
