@@ -19,7 +19,7 @@ SCALE       ?= 100k
 CHROMIUM    := /usr/bin/chromium
 SUDO        := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup run test test-faults lint format docs clean mlflow-ui cluster-demo wheel bench bench-recovery
+.PHONY: setup run test test-faults lint format docs clean mlflow-ui cluster-demo wheel bench bench-recovery bench-rules
 
 setup: $(VENV)/.installed $(DELTA_JARS) $(CHROMIUM)
 
@@ -75,6 +75,12 @@ bench: setup
 # generate` (bench/recovery/), each through `segment pipeline`; bench/recovery/RESULTS.md.
 bench-recovery: setup
 	$(BIN)/python bench/recovery/run.py $(foreach s,$(SET),--set $(s)) --set spark.maven_repo=$(MAVEN_REPO)
+
+# The champion-rule comparison (docs/champion-rule.md): DIR keeps each dataset's lake and fits.
+RULES_DIR ?= bench/recovery/.work
+bench-rules: setup
+	$(BIN)/python bench/recovery/rules.py --prepare --work-dir $(RULES_DIR) $(foreach s,$(SET),--set $(s)) \
+		--set spark.maven_repo=$(MAVEN_REPO)
 
 lint: setup
 	$(BIN)/ruff check .

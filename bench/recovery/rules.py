@@ -1,9 +1,11 @@
 """Candidate champion rules compared on the recovery benchmark's datasets and on CDNOW.
 
-    .venv/bin/python bench/recovery/rules.py --work-dir DIR [--datasets a,b] [--cdnow DIR]
+    make bench-rules                      # every dataset and CDNOW, in bench/recovery/.work
+    .venv/bin/python bench/recovery/rules.py --work-dir DIR [--datasets a,b] [--prepare]
 
 Reads the lakes `bench/recovery/run.py --work-dir DIR` left behind (each dataset's
-customer_features as of its date), fits the configured grid there in-process with the
+customer_features as of its date), or with `--prepare` writes and ingests the missing ones
+itself (ingest and features only, in this process), fits the configured grid there in-process with the
 library's own sweep functions (preprocessing once, `fit_all`, `stability`), and records for
 every fit: its metrics, its stability, its ARI against the planted personas and how much of
 the next period's spend its segments explain. Every candidate rule then picks one fit per
@@ -21,6 +23,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -344,8 +348,10 @@ def main() -> None:
         tables[name] = pd.read_csv(cached)
     text = "\n".join(compare(tables, meta))
     print(text)
+    args.work_dir.mkdir(parents=True, exist_ok=True)
     (args.work_dir / "rules.md").write_text(text + "\n")
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     main()
