@@ -416,9 +416,10 @@ def _next_period_line(result: ReportResult) -> str:
         return f"next period: {result.evaluation_note}"
     segments, rfm = evaluation.segments, evaluation.rfm
     return (
-        f"next {evaluation.horizon_days} days: eta squared of spend {_eta(segments.eta_squared_spend)} "
-        f"(RFM-score baseline {_eta(rfm.eta_squared_spend)}), of buying again "
-        f"{_eta(segments.eta_squared_bought_again)} ({_eta(rfm.eta_squared_bought_again)})"
+        f"next period ({evaluation.horizon_days} days): eta squared of spend "
+        f"{_eta(segments.eta_squared_spend)} (RFM-score baseline {_eta(rfm.eta_squared_spend)}), "
+        f"of buying again {_eta(segments.eta_squared_bought_again)} "
+        f"({_eta(rfm.eta_squared_bought_again)})"
     )
 
 

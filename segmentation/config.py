@@ -619,6 +619,16 @@ class Config(_Section):
         default_factory=EvaluateConfig, description="Next-period usefulness of the segments."
     )
 
+    @model_validator(mode="after")
+    def _rule_has_fits_to_rank(self) -> Config:
+        """selection.rule bic ranks Gaussian mixtures only: sweep.algorithms includes gaussian_mixture."""
+        if self.selection.rule == "bic" and "gaussian_mixture" not in self.sweep.algorithms:
+            raise _rule(
+                "config key 'selection.rule' is bic, which ranks Gaussian mixtures only: add "
+                "gaussian_mixture to sweep.algorithms"
+            )
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as plain JSON-able values, dates as ISO strings."""
         return self.model_dump(mode="json")

@@ -125,6 +125,7 @@ class Selection:
     champion: Optional[FitResult]
     verdicts: dict[int, Verdict]  # by grid index
     reasoning: str
+    order: tuple[int, ...] = ()  # grid indices in the rule's order, best first (the ranked fits)
 
 
 def grid_points(grid: dict[str, dict[str, list[Any]]], algorithms: list[Algorithm]) -> list[GridPoint]:
@@ -341,20 +342,35 @@ def stability(
     return adjusted_rand_index(labels[0], labels[1], key=CUSTOMER_ID, label="cluster")
 
 
+# What each rule reads; a fit without one of them (a criterion that is undefined for it, such
+# as BIC for K-means) is not ranked by that rule.
+RULE_CRITERIA: dict[str, tuple[str, ...]] = {
+    "silhouette": ("silhouette",),
+    "calinski_harabasz": ("calinski_harabasz",),
+    "davies_bouldin": ("davies_bouldin",),
+    "bic": ("bic",),
+    "rank": ("silhouette", "calinski_harabasz", "davies_bouldin"),
+    "knee": ("within_ss", "silhouette"),
+    "largest_stable_k": ("silhouette",),
+}
+
+
 def champion_order(rule: SelectionConfig, fits: Sequence[Mapping[str, Any]]) -> list[int]:
     """Positions of `fits` in the order of `rule.rule`, best first; each fit is its
-    `metric_values()` plus `algorithm` and `k`. A rule leaves out the fits it cannot rank
-    (`bic` ranks mixtures only). Ties always go to fewer clusters.
+    `metric_values()` plus `algorithm` and `k`. Fits that lack a criterion the rule reads are
+    left out (`bic` ranks mixtures only). Ties go to fewer clusters found.
 
     silhouette, calinski_harabasz, davies_bouldin, bic: the criterion itself (silhouette
-    compared at `silhouette_decimals`). rank: the mean of the fit's ranks by silhouette,
-    Calinski-Harabasz and Davies-Bouldin. knee: per algorithm, the k where the within-cluster
-    sum of squares falls furthest below the chord from its smallest to its largest k (both
-    axes scaled to [0, 1]) comes first, then by silhouette. largest_stable_k: the most
-    clusters, then by silhouette.
+    compared at `silhouette_decimals`). rank: the sum of the fit's ranks by silhouette,
+    Calinski-Harabasz and Davies-Bouldin (equal values share a rank). knee: per algorithm, the
+    fits at the k where the within-cluster sum of squares, scaled to [0, 1], falls furthest
+    below the line from its smallest k (1) to its largest (0) come first, then by silhouette.
+    largest_stable_k: the most clusters found, then by silhouette.
     """
     name = rule.rule
-    positions = [i for i, fit in enumerate(fits) if name != "bic" or fit.get("bic") is not None]
+    needs = RULE_CRITERIA[name]
+    positions = [i for i, fit in enumerate(fits) if all(fit.get(key) is not None for key in needs)]
+    clusters = {i: fits[i]["clusters"] for i in positions}
     silhouette = {i: round(fits[i]["silhouette"], rule.silhouette_decimals) for i in positions}
     if name == "silhouette":
         score = {i: -silhouette[i] for i in positions}
@@ -365,35 +381,37 @@ def champion_order(rule: SelectionConfig, fits: Sequence[Mapping[str, Any]]) -> 
     elif name == "bic":
         score = {i: fits[i]["bic"] for i in positions}
     elif name == "rank":
-        score = {i: 0.0 for i in positions}
+        score = {i: 0 for i in positions}
         for criterion, sign in (("silhouette", -1), ("calinski_harabasz", -1), ("davies_bouldin", 1)):
-            ordered = sorted(positions, key=lambda i: sign * fits[i][criterion])
-            for rank, i in enumerate(ordered):
-                score[i] += rank / 3
+            values = {i: sign * fits[i][criterion] for i in positions}
+            for i in positions:  # competition ranking: how many fits are strictly better
+                score[i] += sum(other < values[i] for other in values.values())
     elif name == "knee":
         knees = _knees(fits, positions)
         score = {i: (i not in knees, -silhouette[i]) for i in positions}
-    elif name == "largest_stable_k":
-        score = {i: (-fits[i][K], -silhouette[i]) for i in positions}
-    else:  # the config validates the name; this guards a new rule added to one place only
-        raise ValueError(f"selection.rule: no ordering for {name!r}")
-    return sorted(positions, key=lambda i: (score[i], fits[i][K], i))
+    else:  # largest_stable_k
+        score = {i: (-clusters[i], -silhouette[i]) for i in positions}
+    return sorted(positions, key=lambda i: (score[i], clusters[i], i))
 
 
 def _knees(fits: Sequence[Mapping[str, Any]], positions: list[int]) -> set[int]:
-    """Per algorithm with at least three k, the fit at the knee of within-SS over k."""
+    """Per algorithm with at least three distinct k, the fits at the knee of its within-SS
+    curve (the lowest within-SS at each k)."""
     knees = set()
     for algorithm in {fits[i][ALGORITHM] for i in positions}:
         mine = [i for i in positions if fits[i][ALGORITHM] == algorithm]
-        curve = sorted((fits[i][K], fits[i]["within_ss"], i) for i in mine)
+        curve: dict[int, float] = {}
+        for i in mine:
+            curve[fits[i][K]] = min(curve.get(fits[i][K], math.inf), fits[i]["within_ss"])
         if len(curve) < 3:
             continue
-        ks = np.array([point[0] for point in curve], dtype=float)
-        within = np.array([point[1] for point in curve])
+        ks = np.array(sorted(curve), dtype=float)
+        within = np.array([curve[k] for k in sorted(curve)])
         x = (ks - ks.min()) / (ks.max() - ks.min())
         spread = within.max() - within.min()
         y = (within - within.min()) / spread if spread > 0 else np.zeros_like(within)
-        knees.add(curve[int(np.argmax((1 - x) - y))][2])
+        knee = int(ks[int(np.argmax((1 - x) - y))])
+        knees.update(i for i in mine if fits[i][K] == knee)
     return knees
 
 
@@ -437,7 +455,12 @@ def select_champion(
             verdicts[result.point.index] = Verdict(True, "champion", ari)
         else:
             verdicts[result.point.index] = Verdict(True, f"eligible; below the champion by {rule.rule}", ari)
-    return Selection(champion, verdicts, _reasoning(champion, results, verdicts, rule=rule))
+    return Selection(
+        champion,
+        verdicts,
+        _reasoning(champion, results, verdicts, rule=rule),
+        tuple(result.point.index for result in ranked),
+    )
 
 
 def _rule_inputs(result: FitResult) -> dict[str, Any]:
@@ -499,7 +522,15 @@ def leaderboard(results: list[FitResult], selection: Selection) -> list[dict[str
                 "params": ", ".join(f"{key}={value}" for key, value in result.point.params.items()),
             }
         )
-    rows.sort(key=lambda row: (not row["eligible"], row["verdict"] != "champion", -row.get("silhouette", -2)))
+    position = {index: place for place, index in enumerate(selection.order)}
+    rows.sort(
+        key=lambda row: (
+            not row["eligible"],
+            row["verdict"] != "champion",
+            position.get(row["grid_index"], len(position)),
+            -row.get("silhouette", -2),
+        )
+    )
     return rows
 
 

@@ -137,8 +137,8 @@ def test_cli_prints_each_result_in_its_format(spark, finished_pipeline: Finished
     assert summary[3].split() == ["id", "segment", "customers", "share", "revenue"]
     biggest = max(result.report.segments, key=lambda s: (s.customers, -s.segment_id))
     assert summary[4].split()[:2] == [str(biggest.segment_id), biggest.segment_name.split()[0]]
-    # The generated transactions end at the as-of date: no next period to evaluate yet.
-    assert summary[-4].startswith("next period: Not evaluable yet: table transactions: the last transaction")
+    # The generated transactions end days after the as-of date: no next period to evaluate yet.
+    assert summary[-4].startswith("next period: Not evaluable yet: the 180 days after ")
     assert summary[-3].startswith(f"report: {tmp_path / 'reports'}")
     assert summary[-2].startswith("mlflow ui:") and summary[-1].startswith("open the report:")
 

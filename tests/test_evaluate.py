@@ -18,7 +18,7 @@ from pyspark.testing import assertDataFrameEqual
 from segmentation import tables
 from segmentation.cli import format_result, main
 from segmentation.config import overrides_under
-from segmentation.errors import InputError
+from segmentation.errors import InputError, PeriodNotCovered
 from segmentation.io import read_table, table_ref, write_table
 from segmentation.publish import PublishedRun, publish
 from segmentation.report import next_period_section
@@ -378,7 +378,9 @@ def test_an_assignment_by_id_and_a_horizon_the_data_does_not_cover(spark, lake):
     with pytest.raises(InputError, match="assignment other-day is as of 2025-11-30, not 2025-12-31"):
         run_evaluate(cfg, spark, as_of_date=D, assignment_id="other-day")
     # The last line is on 2026-01-31: 31 days after D.
-    with pytest.raises(InputError, match=r"last transaction is on 2026-01-31.*--horizon-days 31 or less"):
+    with pytest.raises(
+        PeriodNotCovered, match=r"last transaction is on 2026-01-31.*--horizon-days 31 or less"
+    ):
         run_evaluate(cfg, spark, horizon_days=32)
 
 

@@ -159,11 +159,11 @@ def test_champion_is_eligible_and_no_eligible_fit_beats_it(specs):
     )
 
 
-def scored(index, algorithm, k, *, silhouette, ch, db, within, bic=None):
+def scored(index, algorithm, k, *, silhouette, ch, db, within, bic=None, clusters=None):
     """A fit with every criterion the rules read set by hand."""
     metrics = ClusterMetrics(
         rows=1000,
-        clusters=k,
+        clusters=k if clusters is None else clusters,
         silhouette=silhouette,
         silhouette_rows=1000,
         davies_bouldin=db,
@@ -218,6 +218,42 @@ def test_each_champion_rule_orders_the_fits_by_its_criterion(rule, expected):
     assert all(selection.verdicts[i].reason == f"not ranked by the {rule} rule" for i in unranked)
 
 
+def rule_inputs(results):
+    return [{"algorithm": r.point.algorithm, "k": r.point.k, **r.metric_values()} for r in results]
+
+
+def test_ties_go_to_fewer_clusters_found_and_equal_values_share_a_rank():
+    # Asked for 6, the bisecting fit found 4 clusters: it wins the silhouette tie with k=5.
+    asked_six = scored(0, "bisecting_kmeans", 6, silhouette=0.6, ch=100.0, db=1.0, within=9.0, clusters=4)
+    five = scored(1, "kmeans", 5, silhouette=0.6, ch=100.0, db=1.0, within=9.0)
+    for rule in ("silhouette", "rank", "calinski_harabasz", "davies_bouldin"):
+        settings = RULE.model_copy(update={"rule": rule})
+        assert champion_order(settings, rule_inputs([five, asked_six])) == [1, 0], rule
+    settings = RULE.model_copy(update={"rule": "largest_stable_k"})
+    assert champion_order(settings, rule_inputs([five, asked_six])) == [0, 1]
+
+
+def test_a_fit_without_a_criterion_is_left_out_of_the_rules_that_read_it():
+    no_ch = replace(
+        scored(0, "kmeans", 3, silhouette=0.9, ch=1.0, db=0.5, within=1.0),
+        metrics=replace(RULE_FITS[0].metrics, calinski_harabasz=None, clusters=3),
+    )
+    fits = [no_ch, *RULE_FITS[1:3]]
+    assert champion_order(RULE.model_copy(update={"rule": "calinski_harabasz"}), rule_inputs(fits)) == [2, 1]
+    assert champion_order(RULE.model_copy(update={"rule": "rank"}), rule_inputs(fits)) == [2, 1]
+    assert champion_order(RULE, rule_inputs(fits))[0] == 0
+
+
+def test_the_knee_reads_each_ks_lowest_within_ss_and_marks_every_variant_there():
+    variants = [
+        *RULE_FITS[:5],
+        replace(RULE_FITS[2], point=GridPoint("kmeans", {"k": 4, "initMode": "random"}, 7)),
+        scored(8, "kmeans", 3, silhouette=0.2, ch=1.0, db=3.0, within=90.0),  # a worse start at k=3
+    ]
+    order = champion_order(RULE.model_copy(update={"rule": "knee"}), rule_inputs(variants))
+    assert order[:2] == [2, 5]
+
+
 def test_an_unstable_leader_passes_the_choice_down_the_rules_order():
     settings = RULE.model_copy(update={"rule": "knee"})
     selection = select_champion(RULE_FITS, settings, lambda result: 0.5 if result.point.k == 4 else 0.9)
@@ -244,6 +280,12 @@ def test_bad_sweep_settings_are_config_errors(override, message):
     with pytest.raises(ConfigError) as error:
         load_config(None, [override])
     assert message in str(error.value)
+
+
+def test_the_bic_rule_needs_mixtures_in_the_sweep():
+    assert load_config(None, ["selection.rule=bic"]).selection.rule == "bic"
+    with pytest.raises(ConfigError, match=r"'selection\.rule' is bic, which ranks Gaussian mixtures only"):
+        load_config(None, ["selection.rule=bic", "sweep.algorithms=[kmeans, bisecting_kmeans]"])
 
 
 def test_mixture_log_likelihood_aic_and_bic_match_numpy(spark):

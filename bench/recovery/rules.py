@@ -167,13 +167,12 @@ def _labels(result: FitResult, prepared: Prepared) -> np.ndarray:
 # in the rule's order, the first stable one wins. The gap statistic and usefulness need
 # reference fits or the future and stay here.
 
-SELECTION = SelectionConfig()
+Rule = Callable[[pd.DataFrame, SelectionConfig], Optional[pd.Series]]
 
 
-def product_rule(name: str) -> Callable[[pd.DataFrame], Optional[pd.Series]]:
-    settings = SELECTION.model_copy(update={"rule": name})
-
-    def pick(table: pd.DataFrame) -> Optional[pd.Series]:
+def product_rule(name: str) -> Rule:
+    def pick(table: pd.DataFrame, selection: SelectionConfig) -> Optional[pd.Series]:
+        settings = selection.model_copy(update={"rule": name})
         candidates = table[
             (table["min_segment_share"] >= settings.min_segment_share) & table["silhouette"].notna()
         ].reset_index(drop=True)
@@ -186,9 +185,9 @@ def product_rule(name: str) -> Callable[[pd.DataFrame], Optional[pd.Series]]:
     return pick
 
 
-def eligible(table: pd.DataFrame) -> pd.DataFrame:
-    ok = (table["min_segment_share"] >= SELECTION.min_segment_share) & (
-        table["stability"] >= SELECTION.min_stability
+def eligible(table: pd.DataFrame, selection: SelectionConfig) -> pd.DataFrame:
+    ok = (table["min_segment_share"] >= selection.min_segment_share) & (
+        table["stability"] >= selection.min_stability
     )
     return table[ok & table["silhouette"].notna()]
 
@@ -201,11 +200,11 @@ def _best(table: pd.DataFrame, column: str, *, largest: bool, decimals: Optional
     return order.iloc[0]
 
 
-def by_gap(table):
+def by_gap(table: pd.DataFrame, selection: SelectionConfig) -> Optional[pd.Series]:
     """Per algorithm Tibshirani's rule, the smallest k with gap(k) >= gap(k+1) - se(k+1); of the
     algorithms' choices the highest silhouette."""
     picks = []
-    for _, rows in eligible(table).groupby("algorithm"):
+    for _, rows in eligible(table, selection).groupby("algorithm"):
         rows = rows.sort_values("k").reset_index(drop=True)
         for i in range(len(rows) - 1):
             if rows.loc[i, "gap"] >= rows.loc[i + 1, "gap"] - rows.loc[i + 1, "gap_se"]:
@@ -214,18 +213,20 @@ def by_gap(table):
     return _best(pd.DataFrame(picks), "silhouette", largest=True, decimals=3) if picks else None
 
 
-def by_usefulness(table):
-    return _best(eligible(table), "omega_squared", largest=True)
+def by_usefulness(table: pd.DataFrame, selection: SelectionConfig) -> Optional[pd.Series]:
+    return _best(eligible(table, selection), "omega_squared", largest=True)
 
 
-RULES: dict[str, Callable[[pd.DataFrame], Optional[pd.Series]]] = {
+RULES: dict[str, Rule] = {
     **{name: product_rule(name) for name in get_args(ChampionRule)},
     "gap statistic (bench only)": by_gap,
     "usefulness, omega2 (bench only)": by_usefulness,
 }
 
 
-def compare(tables: dict[str, pd.DataFrame], meta: dict[str, dict]) -> list[str]:
+def compare(
+    tables: dict[str, pd.DataFrame], meta: dict[str, dict], selections: dict[str, SelectionConfig]
+) -> list[str]:
     """The rule comparison table: per rule, what it picks on each kind of data."""
     lines = [
         "| rule | well separated: k found | ARI >= 0.9 | mean ARI | overlapping: mean ARI "
@@ -233,7 +234,7 @@ def compare(tables: dict[str, pd.DataFrame], meta: dict[str, dict]) -> list[str]
         "|---|---|---|---|---|---|---|",
     ]
     for name, rule in RULES.items():
-        picks = {dataset: rule(table) for dataset, table in tables.items()}
+        picks = {dataset: rule(table, selections[dataset]) for dataset, table in tables.items()}
         cells = []
         for separation in ("well_separated", "overlapping"):
             group = [d for d in tables if meta[d].get("separation") == separation]
@@ -324,7 +325,7 @@ def main() -> None:
         names = [*DATASETS, REAL]
     else:
         names = sorted(p.name for p in args.work_dir.iterdir() if (p / "recovery.json").exists())
-    tables, meta = {}, {}
+    tables, meta, selections = {}, {}, {}
     for name in names:
         folder = args.work_dir / name
         if args.prepare and not (folder / "recovery.json").exists():
@@ -346,7 +347,8 @@ def main() -> None:
             table.to_csv(cached, index=False)
             prepared.vectors.unpersist()
         tables[name] = pd.read_csv(cached)
-    text = "\n".join(compare(tables, meta))
+        selections[name] = dataset_config(folder, args.overrides).selection
+    text = "\n".join(compare(tables, meta, selections))
     print(text)
     args.work_dir.mkdir(parents=True, exist_ok=True)
     (args.work_dir / "rules.md").write_text(text + "\n")

@@ -21,7 +21,7 @@ from pyspark.sql import functions as F
 
 from segmentation import tracking
 from segmentation.config import Config
-from segmentation.errors import InputError
+from segmentation.errors import InputError, PeriodNotCovered
 from segmentation.io import read_table, table_ref, table_version
 from segmentation.publish import PublishedRun, published_runs, published_slice, resolve_run
 from segmentation.tables import (
@@ -89,8 +89,8 @@ def evaluate_published(
     spark: SparkSession, cfg: Config, run: PublishedRun, *, horizon_days: int
 ) -> EvaluationResult:
     """The evaluation of one published assignment, without MLflow: what a caller that already
-    resolved the run (the report) computes. `InputError` when bronze does not reach the end of
-    the period."""
+    resolved the run (the report) computes. `PeriodNotCovered` when bronze does not reach the
+    end of the period."""
     as_of, period_end = run.as_of_date, run.as_of_date + dt.timedelta(days=horizon_days)
     transactions_ref = table_ref(cfg.lake, TRANSACTIONS)
     transactions_version = table_version(spark, transactions_ref)
@@ -169,11 +169,14 @@ def _covered_until(transactions: DataFrame, *, as_of: dt.date, period_end: dt.da
     last = transactions.agg(F.max(F.to_date(ORDER_TS))).first()[0]
     if last is None or last < period_end:
         covered = (last - as_of).days if last is not None and last > as_of else 0
-        raise InputError(
+        shorter = f"give --horizon-days {covered} or less, or " if covered >= 1 else ""
+        raise PeriodNotCovered(
             f"table {TRANSACTIONS.name}: the last transaction is on {last}, before the end of the "
             f"next period {period_end} (as of {as_of} + {(period_end - as_of).days} days); the data "
-            f"covers {covered} days after {as_of}: give --horizon-days {covered} or less, or ingest "
-            "the later transactions (ingest.max_order_ts)"
+            f"covers {covered} days after {as_of}: {shorter}ingest the later transactions "
+            "(ingest.max_order_ts)",
+            last_date=last,
+            period_end=period_end,
         )
     return last
 

@@ -17,7 +17,7 @@ from pyspark.sql import SparkSession
 
 from segmentation import tracking
 from segmentation.config import Config
-from segmentation.errors import InputError
+from segmentation.errors import PeriodNotCovered
 from segmentation.io import resolve_path
 from segmentation.profiles import SegmentSummary
 from segmentation.publish import previous_run, published_slice, resolve_run
@@ -61,8 +61,12 @@ def run_report(cfg: Config, spark: SparkSession, *, assignment_id: Optional[str]
     evaluation, evaluation_note = None, None
     try:
         evaluation = evaluate_published(spark, cfg, run, horizon_days=cfg.evaluate.horizon_days)
-    except InputError as exc:  # the data does not reach the end of the period (yet)
-        evaluation_note = f"Not evaluable yet: {exc}"
+    except PeriodNotCovered as exc:
+        evaluation_note = (
+            f"Not evaluable yet: the {cfg.evaluate.horizon_days} days after {run.as_of_date} end on "
+            f"{exc.period_end}, and the last transaction in bronze is on {exc.last_date}; "
+            "`segment report` shows them once ingest has the transactions to that date."
+        )
     meta = {
         ASSIGNMENT_ID: assignment_id,
         "model": f"{first.model_name} version {first.model_version}",
