@@ -487,7 +487,7 @@ class SweepConfig(_Section):
 
 
 ChampionRule = Literal[
-    "silhouette", "calinski_harabasz", "davies_bouldin", "bic", "rank", "knee", "largest_stable_k"
+    "silhouette", "calinski_harabasz", "davies_bouldin", "bic", "icl", "rank", "knee", "largest_stable_k"
 ]
 
 
@@ -621,11 +621,11 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _rule_has_fits_to_rank(self) -> Config:
-        """selection.rule bic ranks Gaussian mixtures only: sweep.algorithms includes gaussian_mixture."""
-        if self.selection.rule == "bic" and "gaussian_mixture" not in self.sweep.algorithms:
+        """selection.rule bic or icl ranks Gaussian mixtures only: sweep.algorithms has gaussian_mixture."""
+        if self.selection.rule in ("bic", "icl") and "gaussian_mixture" not in self.sweep.algorithms:
             raise _rule(
-                "config key 'selection.rule' is bic, which ranks Gaussian mixtures only: add "
-                "gaussian_mixture to sweep.algorithms"
+                f"config key 'selection.rule' is {self.selection.rule}, which ranks Gaussian mixtures "
+                "only: add gaussian_mixture to sweep.algorithms"
             )
         return self
 

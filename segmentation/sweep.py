@@ -72,6 +72,8 @@ class MixtureMetrics:
     aic: float
     bic: float
     mean_max_posterior: float
+    entropy: float  # classification entropy of the posteriors, summed over the scored customers
+    icl: float  # BIC + 2 entropy
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,8 @@ class FitResult:
                 "aic": self.mixture.aic,
                 "bic": self.mixture.bic,
                 "mean_max_posterior": self.mixture.mean_max_posterior,
+                "entropy": self.mixture.entropy,
+                "icl": self.mixture.icl,
             }
         return {name: float(value) for name, value in values.items() if value is not None}
 
@@ -349,6 +353,7 @@ RULE_CRITERIA: dict[str, tuple[str, ...]] = {
     "calinski_harabasz": ("calinski_harabasz",),
     "davies_bouldin": ("davies_bouldin",),
     "bic": ("bic",),
+    "icl": ("icl",),
     "rank": ("silhouette", "calinski_harabasz", "davies_bouldin"),
     "knee": ("within_ss", "silhouette"),
     "largest_stable_k": ("silhouette",),
@@ -358,9 +363,9 @@ RULE_CRITERIA: dict[str, tuple[str, ...]] = {
 def champion_order(rule: SelectionConfig, fits: Sequence[Mapping[str, Any]]) -> list[int]:
     """Positions of `fits` in the order of `rule.rule`, best first; each fit is its
     `metric_values()` plus `algorithm` and `k`. Fits that lack a criterion the rule reads are
-    left out (`bic` ranks mixtures only). Ties go to fewer clusters found.
+    left out (`bic` and `icl` rank mixtures only). Ties go to fewer clusters found.
 
-    silhouette, calinski_harabasz, davies_bouldin, bic: the criterion itself (silhouette
+    silhouette, calinski_harabasz, davies_bouldin, bic, icl: the criterion itself (silhouette
     compared at `silhouette_decimals`). rank: the sum of the fit's ranks by silhouette,
     Calinski-Harabasz and Davies-Bouldin (equal values share a rank). knee: per algorithm, the
     fits at the k where the within-cluster sum of squares, scaled to [0, 1], falls furthest
@@ -380,6 +385,8 @@ def champion_order(rule: SelectionConfig, fits: Sequence[Mapping[str, Any]]) -> 
         score = {i: fits[i]["davies_bouldin"] for i in positions}
     elif name == "bic":
         score = {i: fits[i]["bic"] for i in positions}
+    elif name == "icl":
+        score = {i: fits[i]["icl"] for i in positions}
     elif name == "rank":
         score = {i: 0 for i in positions}
         for criterion, sign in (("silhouette", -1), ("calinski_harabasz", -1), ("davies_bouldin", 1)):
@@ -472,6 +479,7 @@ RULE_TEXT = {
     "calinski_harabasz": "highest Calinski-Harabasz index",
     "davies_bouldin": "lowest Davies-Bouldin index",
     "bic": "lowest BIC among the Gaussian mixtures",
+    "icl": "lowest ICL (BIC + 2 x classification entropy) among the Gaussian mixtures",
     "rank": "best mean rank by silhouette, Calinski-Harabasz and Davies-Bouldin",
     "knee": "each algorithm's knee of within-cluster SS over k first, then highest silhouette",
     "largest_stable_k": "most clusters, then highest silhouette",
@@ -561,15 +569,27 @@ def projection_sample(scored: DataFrame, rows: int, seed: int) -> tuple[np.ndarr
 
 def _mixture_metrics(model: GaussianMixtureModel, scored: DataFrame, rows: int) -> MixtureMetrics:
     """Log-likelihood from the training summary; AIC and BIC count the free parameters of
-    full-covariance Gaussians: (k - 1) weights + k d means + k d (d + 1) / 2 covariances."""
+    full-covariance Gaussians: (k - 1) weights + k d means + k d (d + 1) / 2 covariances.
+    ICL (Biernacki, Celeux and Govaert 2000) is BIC plus twice the classification entropy
+    -sum_i sum_j p_ij log p_ij of the posteriors: it penalises components that overlap, which
+    BIC adds to fit a cluster's shape, so it estimates clusters rather than components."""
     k = model.getK()
     d = len(model.gaussians[0].mean)
     free = (k - 1) + k * d + k * d * (d + 1) // 2
     log_likelihood = float(model.summary.logLikelihood)
-    mean_max_posterior = scored.select(F.avg(F.array_max(vector_to_array(PROBABILITY)))).first()[0]
+    posteriors = vector_to_array(PROBABILITY)
+    entropy = F.aggregate(
+        posteriors, F.lit(0.0), lambda total, p: total - F.when(p > 0, p * F.log(p)).otherwise(0.0)
+    )
+    mean_max_posterior, classification_entropy = scored.select(
+        F.avg(F.array_max(posteriors)), F.sum(entropy)
+    ).first()
+    bic = free * float(np.log(rows)) - 2 * log_likelihood
     return MixtureMetrics(
         log_likelihood=log_likelihood,
         aic=2 * free - 2 * log_likelihood,
-        bic=free * float(np.log(rows)) - 2 * log_likelihood,
+        bic=bic,
         mean_max_posterior=float(mean_max_posterior),
+        entropy=float(classification_entropy),
+        icl=bic + 2 * float(classification_entropy),
     )

@@ -159,7 +159,7 @@ def test_champion_is_eligible_and_no_eligible_fit_beats_it(specs):
     )
 
 
-def scored(index, algorithm, k, *, silhouette, ch, db, within, bic=None, clusters=None):
+def scored(index, algorithm, k, *, silhouette, ch, db, within, bic=None, icl=None, clusters=None):
     """A fit with every criterion the rules read set by hand."""
     metrics = ClusterMetrics(
         rows=1000,
@@ -174,21 +174,25 @@ def scored(index, algorithm, k, *, silhouette, ch, db, within, bic=None, cluster
         size_entropy=1.0,
     )
     mixture = (
-        None if bic is None else MixtureMetrics(log_likelihood=0.0, aic=0.0, bic=bic, mean_max_posterior=0.9)
+        None
+        if bic is None
+        else MixtureMetrics(
+            log_likelihood=0.0, aic=0.0, bic=bic, mean_max_posterior=0.9, entropy=icl - bic, icl=icl
+        )
     )
     return FitResult(GridPoint(algorithm, {"k": k}, index), None, metrics, 0.1, mixture=mixture)
 
 
 # Within-SS of kmeans falls steeply to k=4 and then flattens (the knee is 4); silhouette
-# prefers k=2, Calinski-Harabasz k=5, Davies-Bouldin k=3, BIC the mixture with k=5.
+# prefers k=2, Calinski-Harabasz k=5, Davies-Bouldin k=3, BIC the mixture with k=5, ICL k=4.
 RULE_FITS = [
     scored(0, "kmeans", 2, silhouette=0.70, ch=100.0, db=0.90, within=100.0),
     scored(1, "kmeans", 3, silhouette=0.60, ch=150.0, db=0.50, within=60.0),
     scored(2, "kmeans", 4, silhouette=0.65, ch=180.0, db=0.60, within=20.0),
     scored(3, "kmeans", 5, silhouette=0.55, ch=200.0, db=0.80, within=18.0),
     scored(4, "kmeans", 6, silhouette=0.50, ch=170.0, db=1.00, within=17.0),
-    scored(5, "gaussian_mixture", 4, silhouette=0.40, ch=90.0, db=1.20, within=40.0, bic=900.0),
-    scored(6, "gaussian_mixture", 5, silhouette=0.30, ch=80.0, db=1.40, within=35.0, bic=850.0),
+    scored(5, "gaussian_mixture", 4, silhouette=0.40, ch=90.0, db=1.20, within=40.0, bic=900.0, icl=950.0),
+    scored(6, "gaussian_mixture", 5, silhouette=0.30, ch=80.0, db=1.40, within=35.0, bic=850.0, icl=1000.0),
 ]
 
 
@@ -199,6 +203,7 @@ RULE_FITS = [
         ("calinski_harabasz", [3, 2, 4, 1, 0, 5, 6]),
         ("davies_bouldin", [1, 2, 3, 0, 4, 5, 6]),
         ("bic", [6, 5]),  # mixtures only
+        ("icl", [5, 6]),  # the k=5 mixture's components overlap: more entropy
         # rank sums (silhouette + CH + DB) over all seven: k=4 3, k=3 5, k=5 5 (tie: fewer
         # clusters first), k=2 7, k=6 10, the mixtures 15 and 18
         ("rank", [2, 1, 3, 0, 4, 5, 6]),
@@ -322,6 +327,9 @@ def test_mixture_log_likelihood_aic_and_bic_match_numpy(spark):
     densities = weighted_densities(points)
     posteriors = densities / densities.sum(axis=0)
     assert mixture.mean_max_posterior == pytest.approx(posteriors.max(axis=0).mean(), rel=1e-6)
+    entropy = -(posteriors * np.log(np.where(posteriors > 0, posteriors, 1.0))).sum()
+    assert mixture.entropy == pytest.approx(entropy, rel=1e-6, abs=1e-9)
+    assert mixture.icl == pytest.approx(mixture.bic + 2 * entropy, rel=1e-9)
 
 
 def test_a_fit_past_its_deadline_is_interrupted_and_left_out_of_the_champion_rule(spark):

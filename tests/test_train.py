@@ -90,7 +90,9 @@ def test_sweep_recovers_the_planted_personas_and_logs_one_child_run_per_fit(spar
             assert metric in child.data.metrics, (child.info.run_name, metric)
         assert child.data.tags["verdict"]
         if child.data.tags["algorithm"] == "gaussian_mixture":
-            assert {"log_likelihood", "aic", "bic", "mean_max_posterior"} <= set(child.data.metrics)
+            assert {"log_likelihood", "aic", "bic", "mean_max_posterior", "entropy", "icl"} <= set(
+                child.data.metrics
+            )
     assert parent.data.params["features_table_version"] == "1"  # 0: created, 1: written
     assert parent.data.params["as_of_date"] == "2025-12-31"
     assert parent.data.tags["git_commit"]

@@ -46,7 +46,7 @@ from segmentation.models import PREDICTION, SCALED
 from segmentation.spark import get_spark
 from segmentation.stages.features import run_features
 from segmentation.stages.ingest import run_ingest
-from segmentation.sweep import FitResult, champion_order, fit_all, grid_points, stability
+from segmentation.sweep import RULE_CRITERIA, FitResult, champion_order, fit_all, grid_points, stability
 from segmentation.tables import CUSTOMER_ID
 
 NOISE = -1
@@ -234,6 +234,10 @@ def compare(
         "|---|---|---|---|---|---|---|",
     ]
     for name, rule in RULES.items():
+        stale = [d for d, table in tables.items() if not set(RULE_CRITERIA.get(name, ())) <= set(table)]
+        if stale:  # a fits.csv written before the product computed this rule's criterion
+            lines.append(f"| {name} | not measured: delete fits.csv of {', '.join(stale)} and re-run |")
+            continue
         picks = {dataset: rule(table, selections[dataset]) for dataset, table in tables.items()}
         cells = []
         for separation in ("well_separated", "overlapping"):
