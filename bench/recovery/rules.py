@@ -32,12 +32,11 @@ from typing import Optional, get_args
 
 import numpy as np
 import pandas as pd
-import yaml
-from generators import DATASETS, STRFTIME, write
+from generators import DATASETS, STRFTIME
 from pyspark import StorageLevel
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame, SparkSession
-from run import REAL, best_achievable, cdnow_dataset, dataset_config, overlay, project_vectors
+from run import REAL, best_achievable_on, dataset_config, make_dataset, project_vectors, write_inputs
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
@@ -273,18 +272,14 @@ def prepare_lake(
     """Without run.py: write the dataset and run the ingest and features stages in this process
     (the sweep is what rules.py redoes, so the rest of the pipeline is not needed), then record
     what the rule comparison reads in recovery.json."""
-    sizes = {} if customers is None else {"customers": customers}
-    dataset = cdnow_dataset() if name == REAL else DATASETS[name](seed, **sizes)
-    write(dataset, folder / "raw")
-    (folder / "recovery.yaml").write_text(yaml.safe_dump(overlay(dataset, folder), sort_keys=False))
+    dataset = make_dataset(name, seed, customers)
+    write_inputs(dataset, folder)
     cfg = dataset_config(folder, overrides)
     run_ingest(cfg, spark)
     run_features(cfg, spark)
     best_kmeans = best_gmm = None
     if dataset.planted_k:
-        vectors = project_vectors(spark, cfg).select(CUSTOMER_ID, vector_to_array(SCALED).alias("vector"))
-        vectors = vectors.toPandas()  # a bench dataset is a few thousand customers
-        best_kmeans, best_gmm = best_achievable(vectors, dataset.labels, dataset.planted_k)
+        best_kmeans, best_gmm = best_achievable_on(spark, cfg, dataset)
     meta = {
         "dataset": name,
         "separation": dataset.separation,

@@ -152,11 +152,23 @@ def overlay(dataset: PlantedDataset, folder: Path) -> dict:
     }
 
 
-def run_pipeline(dataset: PlantedDataset, folder: Path, *, overrides: list[str]) -> float:
-    """`segment pipeline` on the dataset, as a user runs it; returns its seconds."""
+def make_dataset(name: str, seed: int, customers: Optional[int]) -> PlantedDataset:
+    """A planted dataset by name (at `customers`, default its own size), or CDNOW."""
+    sizes = {} if customers is None else {"customers": customers}
+    return cdnow_dataset() if name == REAL else DATASETS[name](seed, **sizes)
+
+
+def write_inputs(dataset: PlantedDataset, folder: Path) -> Path:
+    """The raw CSV files and the YAML overlay a user would write for them; returns the overlay."""
     write(dataset, folder / "raw")
     config = folder / "recovery.yaml"
     config.write_text(yaml.safe_dump(overlay(dataset, folder), sort_keys=False))
+    return config
+
+
+def run_pipeline(dataset: PlantedDataset, folder: Path, *, overrides: list[str]) -> float:
+    """`segment pipeline` on the dataset, as a user runs it; returns its seconds."""
+    config = write_inputs(dataset, folder)
     command = [
         str(PROJECT / ".venv" / "bin" / "segment"),
         "pipeline",
@@ -213,6 +225,13 @@ def project_vectors(spark: SparkSession, cfg: Config) -> DataFrame:
     return prepared.transform(features).select(CUSTOMER_ID, SCALED)
 
 
+def best_achievable_on(spark: SparkSession, cfg: Config, dataset: PlantedDataset) -> tuple[float, float]:
+    """`best_achievable` on the project's vectors of the dataset's lake (`cfg`)."""
+    vectors = project_vectors(spark, cfg).select(CUSTOMER_ID, vector_to_array(SCALED).alias("vector"))
+    # a bench dataset is a few thousand customers
+    return best_achievable(vectors.toPandas(), dataset.labels, dataset.planted_k)
+
+
 def best_achievable(vectors: pd.DataFrame, labels: pd.DataFrame, k: int) -> tuple[float, float]:
     """ARI of scikit-learn's K-means (10 starts) and Gaussian mixture (5 starts) at the planted
     k on the project's vectors, over the customers of a persona."""
@@ -237,13 +256,7 @@ def recover(spark: SparkSession, dataset: PlantedDataset, folder: Path, *, overr
         joined = assigned.merge(labels, on=CUSTOMER_ID)
         member = joined["persona"] != NOISE
         ari = float(adjusted_rand_score(joined.loc[member, "persona"], joined.loc[member, SEGMENT_ID]))
-        # a bench dataset is a few thousand customers
-        vectors = (
-            project_vectors(spark, dataset_config(folder, overrides))
-            .select(CUSTOMER_ID, vector_to_array(SCALED).alias("vector"))
-            .toPandas()
-        )
-        best_kmeans, best_gmm = best_achievable(vectors, labels, dataset.planted_k)
+        best_kmeans, best_gmm = best_achievable_on(spark, dataset_config(folder, overrides), dataset)
     recovery = Recovery(
         dataset=dataset.name,
         separation=dataset.separation,
@@ -352,8 +365,7 @@ def main(argv: Optional[list[str]] = None) -> list[Recovery]:
     spark = get_spark(load_config(["local"], maven).spark)
     rows = []
     for name in args.names:
-        sizes = {} if args.customers is None else {"customers": args.customers}
-        dataset = cdnow_dataset() if name == REAL else DATASETS[name](args.seed, **sizes)
+        dataset = make_dataset(name, args.seed, args.customers)
         row = recover(spark, dataset, work / name, overrides=args.overrides)
         print(
             f"{name}: champion {row.champion}, planted k={row.planted_k or '-'}, ARI {_figure(row.ari)}, "
