@@ -23,7 +23,7 @@ from segmentation.config import load_config
 from segmentation.errors import SegmentationError
 from segmentation.history import MigrationSummary
 from segmentation.profiles import SegmentSummary
-from segmentation.report import identity_text
+from segmentation.report import eta_text, identity_text
 from segmentation.spark import get_spark
 from segmentation.stages.assign import AssignResult, run_assign
 from segmentation.stages.clv import ClvResult, run_clv
@@ -417,14 +417,10 @@ def _next_period_line(result: ReportResult) -> str:
     segments, rfm = evaluation.segments, evaluation.rfm
     return (
         f"next period ({evaluation.horizon_days} days): eta squared of spend "
-        f"{_eta(segments.eta_squared_spend)} (RFM-score baseline {_eta(rfm.eta_squared_spend)}), "
-        f"of buying again {_eta(segments.eta_squared_bought_again)} "
-        f"({_eta(rfm.eta_squared_bought_again)})"
+        f"{eta_text(segments.eta_squared_spend)} (RFM-score baseline {eta_text(rfm.eta_squared_spend)}), "
+        f"of buying again {eta_text(segments.eta_squared_bought_again)} "
+        f"({eta_text(rfm.eta_squared_bought_again)})"
     )
-
-
-def _eta(value: Optional[float]) -> str:
-    return "-" if value is None else f"{value:.4f}"
 
 
 def _history_lines(result: HistoryResult) -> list[str]:
@@ -503,8 +499,8 @@ def _evaluate_lines(result: EvaluationResult) -> list[str]:
 def outcome_table(title: str, outcome: SegmentationOutcome) -> list[str]:
     """One segmentation's next-period table: who bought again, spend, and eta squared."""
     lines = [
-        f"  {title}: eta squared of spend {_eta(outcome.eta_squared_spend)}, of buying again "
-        f"{_eta(outcome.eta_squared_bought_again)}; {outcome.bought_again_share:.1%} bought again, "
+        f"  {title}: eta squared of spend {eta_text(outcome.eta_squared_spend)}, of buying again "
+        f"{eta_text(outcome.eta_squared_bought_again)}; {outcome.bought_again_share:.1%} bought again, "
         f"{outcome.mean_spend:,.2f} spent per customer",
         f"    {'id':>3}  {'segment':<22} {'customers':>10} {'bought again':>12} {'spend/customer':>14} "
         f"{'spend share':>11}",

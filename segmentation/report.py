@@ -185,20 +185,21 @@ def _boundary(labels: list[str], profiles: Sequence[dict[str, Any]]) -> list[str
     ]
 
 
+def eta_text(value: Optional[float]) -> str:
+    """An eta squared as the report and the CLI print it; `-` when the outcome does not vary."""
+    return "-" if value is None else f"{value:.4f}"
+
+
 def next_period_section(intro: str, outcomes: Sequence[tuple[str, SegmentationOutcome]]) -> list[str]:
     """What each segmentation's customers did after the assignment's date (`segment evaluate`);
     `intro` alone when there is nothing to show yet, nothing without it."""
     if not intro:
         return []
-
-    def eta(value: Optional[float]) -> str:
-        return "-" if value is None else f"{value:.4f}"
-
     sections = ["<h2>Next period</h2>", f"<p>{_e(intro)}</p>"]
     for title, outcome in outcomes:
         sections += [
-            f"<h3>{title}: eta squared of spend {eta(outcome.eta_squared_spend)}, of buying again "
-            f"{eta(outcome.eta_squared_bought_again)}</h3>",
+            f"<h3>{title}: eta squared of spend {eta_text(outcome.eta_squared_spend)}, of buying again "
+            f"{eta_text(outcome.eta_squared_bought_again)}</h3>",
             _table(
                 ["segment", "customers", "bought again", "spend each", "orders each", "spend share"],
                 [
