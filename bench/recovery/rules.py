@@ -164,7 +164,7 @@ def _labels(result: FitResult, prepared: Prepared) -> np.ndarray:
 # The product's own rules (segmentation.sweep.champion_order, selectable as selection.rule) are
 # applied exactly as `segment train` applies them: the fits with a large enough smallest segment
 # in the rule's order, the first stable one wins. The gap statistic and usefulness need
-# reference fits or the future and stay here.
+# reference fits or the future and stay here, as do the two-step candidates (`per_algorithm`).
 
 Rule = Callable[[pd.DataFrame, SelectionConfig], Optional[pd.Series]]
 
@@ -216,10 +216,32 @@ def by_usefulness(table: pd.DataFrame, selection: SelectionConfig) -> Optional[p
     return _best(eligible(table, selection), "omega_squared", largest=True)
 
 
+def per_algorithm(kmeans_family: str, mixture: str, across: str) -> Rule:
+    """Two steps, each a product rule: every algorithm picks its own k (the K-means family by
+    `kmeans_family`, the mixture by `mixture`), then `across` picks among those choices, so a
+    criterion that favours round clusters never compares a K-means fit with a mixture's k."""
+
+    def pick(table: pd.DataFrame, selection: SelectionConfig) -> Optional[pd.Series]:
+        choices = [
+            product_rule(mixture if algorithm == "gaussian_mixture" else kmeans_family)(rows, selection)
+            for algorithm, rows in table.groupby("algorithm")
+        ]
+        choices = [choice for choice in choices if choice is not None]
+        return product_rule(across)(pd.DataFrame(choices), selection) if choices else None
+
+    return pick
+
+
+# rule name -> (the K-means family's own k by, the mixture's own k by, between algorithms by)
+TWO_STEP = {
+    "per algorithm CH / ICL, then silhouette (bench only)": ("calinski_harabasz", "icl", "silhouette"),
+    "per algorithm DB / ICL, then silhouette (bench only)": ("davies_bouldin", "icl", "silhouette"),
+}
 RULES: dict[str, Rule] = {
     **{name: product_rule(name) for name in get_args(ChampionRule)},
     "gap statistic (bench only)": by_gap,
     "usefulness, omega2 (bench only)": by_usefulness,
+    **{name: per_algorithm(*steps) for name, steps in TWO_STEP.items()},
 }
 
 
@@ -233,7 +255,9 @@ def compare(
         "|---|---|---|---|---|---|---|",
     ]
     for name, rule in RULES.items():
-        stale = [d for d, table in tables.items() if not set(RULE_CRITERIA.get(name, ())) <= set(table)]
+        steps = TWO_STEP.get(name, (name,))
+        needs = {criterion for step in steps for criterion in RULE_CRITERIA.get(step, ())}
+        stale = [d for d, table in tables.items() if not needs <= set(table)]
         if stale:  # a fits.csv written before the product computed this rule's criterion
             lines.append(f"| {name} | not measured: delete fits.csv of {', '.join(stale)} and re-run |")
             continue
