@@ -465,6 +465,13 @@ class SweepConfig(_Section):
         0.8, description="Stability: refit on this hash sample share with another seed."
     )
     projection_rows: Positive = Field(2_000, description="Points in the 2-D projection plot.")
+    mixture_regularization: Annotated[StrictFloat, Field(gt=0)] = Field(
+        1e-6,
+        description="Variance of the seeded uniform noise added to every dimension of the scaled "
+        "vectors before a Gaussian mixture is fitted: Spark's mixture has no covariance floor "
+        "(scikit-learn's reg_covar), and without one a component can narrow onto customers sharing "
+        "exact values. The fitted model scores the noiseless vectors.",
+    )
     fit_timeout_seconds: Annotated[StrictFloat, Field(gt=0)] = Field(
         300.0,
         description="A fit start still running after this many seconds is interrupted and skipped "

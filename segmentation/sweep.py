@@ -42,7 +42,8 @@ from segmentation.evaluation import ClusterMetrics, adjusted_rand_index, cluster
 from segmentation.models import PREDICTION, PROBABILITY, SCALED, build_estimator
 from segmentation.tables import ALGORITHM, CUSTOMER_FEATURES, CUSTOMER_ID, K
 
-MIXTURE_REGULARIZATION = 1e-6  # added variance per dimension, as scikit-learn's reg_covar default
+# variance added per dimension before a mixture fit: the config's default (scikit-learn's reg_covar default)
+MIXTURE_REGULARIZATION = SweepConfig.model_fields["mixture_regularization"].default
 _INTERRUPT_GRACE_SECONDS = 30
 
 log = logging.getLogger(__name__)
@@ -185,7 +186,13 @@ def starts_of(restarts: Restarts, algorithm: str) -> int:
 
 
 def fit_best(
-    vectors: DataFrame, point: GridPoint, *, seed: int, restarts: Restarts, timeout: Optional[float] = None
+    vectors: DataFrame,
+    point: GridPoint,
+    *,
+    seed: int,
+    restarts: Restarts,
+    timeout: Optional[float] = None,
+    regularization: float = MIXTURE_REGULARIZATION,
 ) -> Model:
     """The best of the algorithm's starts (`starts_of(restarts, algorithm)`) from seeds seed,
     seed + 1, ...: lowest training cost for the K-means family, highest log-likelihood for the
@@ -195,10 +202,11 @@ def fit_best(
     within 1% of scikit-learn's n_init=10 at every k; tests/test_fit_quality.py holds the kept
     fits to that.
 
-    A start that does not finish within `timeout` seconds is interrupted and skipped; when none
-    finishes, `FitTimeout` is raised."""
+    The mixture is fitted on `regularized` vectors (`sweep.mixture_regularization`). A start that
+    does not finish within `timeout` seconds is interrupted and skipped; when none finishes,
+    `FitTimeout` is raised."""
     if point.algorithm == "gaussian_mixture":
-        vectors = regularized(vectors, seed)
+        vectors = regularized(vectors, seed, regularization)
     restarts = starts_of(restarts, point.algorithm)
     best, best_score = None, math.inf
     for start in range(restarts):
@@ -278,20 +286,44 @@ def regularized(vectors: DataFrame, seed: int, variance: float = MIXTURE_REGULAR
     return vectors.withColumn(SCALED, array_to_vector(noisy))
 
 
+@dataclass(frozen=True)
+class FitStarts:
+    """How every fit of a sweep starts and gives up: `sweep.restarts`, `sweep.fit_timeout_seconds`
+    and `sweep.mixture_regularization`, passed to `fit_best` for the sweep's fits, their
+    stability refits and the champion's refit alike."""
+
+    restarts: Restarts = 1
+    timeout: Optional[float] = None
+    regularization: float = MIXTURE_REGULARIZATION
+
+    @classmethod
+    def of(cls, sweep: SweepConfig) -> FitStarts:
+        return cls(sweep.restarts, sweep.fit_timeout_seconds, sweep.mixture_regularization)
+
+
+ONE_START = FitStarts()  # one start, no timeout, the default regularisation
+
+
 def fit_point(
     vectors: DataFrame,
     point: GridPoint,
     *,
     seed: int,
     silhouette_max_rows: int,
-    restarts: Restarts = 1,
-    timeout: Optional[float] = None,
+    starts: FitStarts = ONE_START,
 ) -> FitResult:
     """Fit one grid point on the shared vectors and score it in the same space; a point whose
     every start timed out is a result with its `failure`, which the champion rule excludes."""
     started = time.perf_counter()
     try:
-        model = fit_best(vectors, point, seed=seed, restarts=restarts, timeout=timeout)
+        model = fit_best(
+            vectors,
+            point,
+            seed=seed,
+            restarts=starts.restarts,
+            timeout=starts.timeout,
+            regularization=starts.regularization,
+        )
     except FitTimeout as exc:
         return FitResult(point, None, None, time.perf_counter() - started, failure=f"fit failed: {exc}")
     fit_seconds = time.perf_counter() - started
@@ -312,8 +344,7 @@ def fit_all(vectors: DataFrame, points: list[GridPoint], settings: SweepConfig) 
     options = {
         "seed": settings.seed,
         "silhouette_max_rows": settings.silhouette_max_rows,
-        "restarts": settings.restarts,
-        "timeout": settings.fit_timeout_seconds,
+        "starts": FitStarts.of(settings),
     }
     if settings.parallelism == 1:
         for point in points:
@@ -331,14 +362,20 @@ def stability(
     *,
     seed: int,
     sample_fraction: float,
-    restarts: Restarts = 1,
-    timeout: Optional[float] = None,
+    starts: FitStarts = ONE_START,
 ) -> float:
     """Adjusted Rand index between the fit and a refit with other seeds on a hash sample,
     both scoring every customer of `vectors`."""
-    other_seed = seed + max(starts_of(restarts, result.point.algorithm), 1)
+    other_seed = seed + max(starts_of(starts.restarts, result.point.algorithm), 1)
     sample = hash_sample(vectors, CUSTOMER_ID, sample_fraction, seed=other_seed)
-    refit = fit_best(sample, result.point, seed=other_seed, restarts=restarts, timeout=timeout)
+    refit = fit_best(
+        sample,
+        result.point,
+        seed=other_seed,
+        restarts=starts.restarts,
+        timeout=starts.timeout,
+        regularization=starts.regularization,
+    )
     labels = [
         model.transform(vectors).select(CUSTOMER_ID, F.col(PREDICTION).alias("cluster"))
         for model in (result.model, refit)

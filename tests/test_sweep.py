@@ -16,6 +16,7 @@ from segmentation.errors import ConfigError
 from segmentation.evaluation import ClusterMetrics
 from segmentation.sweep import (
     FitResult,
+    FitStarts,
     GridPoint,
     MixtureMetrics,
     Verdict,
@@ -340,12 +341,12 @@ def test_a_fit_past_its_deadline_is_interrupted_and_left_out_of_the_champion_rul
     vectors = spark.createDataFrame(rows, ["customer_id", "features"])
     point = GridPoint("kmeans", {"k": 3, "maxIter": 50}, 0)
     started = time.perf_counter()
-    failed = fit_point(vectors, point, seed=1, silhouette_max_rows=1000, restarts=1, timeout=0.001)
+    failed = fit_point(vectors, point, seed=1, silhouette_max_rows=1000, starts=FitStarts(timeout=0.001))
     assert failed.model is None and failed.metrics is None
     assert failed.failure == "fit failed: no start of 1 finished within 0.001 s"
     assert time.perf_counter() - started < 120
     assert failed.metric_values() == {"fit_seconds": failed.fit_seconds}
-    finished = fit_point(vectors, point, seed=1, silhouette_max_rows=1000, timeout=120.0)
+    finished = fit_point(vectors, point, seed=1, silhouette_max_rows=1000, starts=FitStarts(timeout=120.0))
     assert finished.failure is None and finished.metrics.clusters == 3
     selection = select_champion(
         [failed, replace(finished, point=replace(point, index=1))], RULE, lambda r: 1.0

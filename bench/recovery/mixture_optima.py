@@ -38,7 +38,7 @@ from sklearn.mixture import GaussianMixture
 from segmentation.config import load_config
 from segmentation.models import PREDICTION, build_estimator
 from segmentation.spark import get_spark
-from segmentation.sweep import MIXTURE_REGULARIZATION, regularized
+from segmentation.sweep import regularized
 from segmentation.tables import CUSTOMER_ID
 
 
@@ -81,13 +81,13 @@ def main() -> None:
 
     grid = prepared.cfg.sweep.grid["gaussian_mixture"]
     params = {name: values[0] for name, values in grid.items() if name != "k"}
-    seed = prepared.cfg.sweep.seed
+    seed, variance = prepared.cfg.sweep.seed, prepared.cfg.sweep.mixture_regularization
     tol = params.get("tol")
     print(f"{args.dataset}: {len(points)} customers, k={k}, Spark tol {tol} on the total log-likelihood")
     for max_iter in (params.get("maxIter", 100), args.long_max_iter):
         for start in range(seed, seed + args.seeds):
             estimator = build_estimator("gaussian_mixture", {**params, "k": k, "maxIter": max_iter}, start)
-            model = estimator.fit(regularized(prepared.vectors, start))
+            model = estimator.fit(regularized(prepared.vectors, start, variance))
             scored = model.transform(prepared.vectors).select(CUSTOMER_ID, PREDICTION).toPandas()
             predicted = scored.set_index(CUSTOMER_ID)[PREDICTION].reindex(prepared.customer_ids).to_numpy()
             gaussians = model.gaussiansDF.collect()  # k rows
@@ -101,16 +101,16 @@ def main() -> None:
             )
     for label, vectors in (("", points), ("dequantised, ", dequantised(points, seed=seed))):
         for starts in (1, 5, 20):
-            model = GaussianMixture(k, n_init=starts, reg_covar=MIXTURE_REGULARIZATION, random_state=0)
+            model = GaussianMixture(k, n_init=starts, reg_covar=variance, random_state=0)
             sklearn_line(f"scikit-learn {label}n_init {starts}", model.fit(vectors), vectors)
         if k == len(personas):
             groups = [vectors[truth == persona] for persona in personas]
-            identity = MIXTURE_REGULARIZATION * np.eye(vectors.shape[1])
+            identity = variance * np.eye(vectors.shape[1])
             sklearn_line(
                 f"EM from the planted partition, {label}".rstrip(", "),
                 GaussianMixture(
                     k,
-                    reg_covar=MIXTURE_REGULARIZATION,
+                    reg_covar=variance,
                     weights_init=np.array([len(g) for g in groups]) / sum(len(g) for g in groups),
                     means_init=np.vstack([g.mean(axis=0) for g in groups]),
                     precisions_init=np.stack([np.linalg.inv(np.cov(g.T) + identity) for g in groups]),

@@ -45,7 +45,15 @@ from segmentation.models import PREDICTION, SCALED
 from segmentation.spark import get_spark
 from segmentation.stages.features import run_features
 from segmentation.stages.ingest import run_ingest
-from segmentation.sweep import RULE_CRITERIA, FitResult, champion_order, fit_all, grid_points, stability
+from segmentation.sweep import (
+    RULE_CRITERIA,
+    FitResult,
+    FitStarts,
+    champion_order,
+    fit_all,
+    grid_points,
+    stability,
+)
 from segmentation.tables import CUSTOMER_ID
 
 NOISE = -1
@@ -137,8 +145,7 @@ def fit_rows(
                 result,
                 seed=sweep.seed,
                 sample_fraction=sweep.stability_sample,
-                restarts=sweep.restarts,
-                timeout=sweep.fit_timeout_seconds,
+                starts=FitStarts.of(sweep),
             )
         say(f"  {result.point.name}: " + ", ".join(f"{key} {row[key]:.3f}" for key in _SHOWN if key in row))
         rows.append(row)

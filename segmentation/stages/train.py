@@ -29,6 +29,7 @@ from segmentation.models import PREDICTION, SCALED, Preprocessing, build_preproc
 from segmentation.stages.features import read_customer_features
 from segmentation.sweep import (
     FitResult,
+    FitStarts,
     GridPoint,
     Selection,
     check_sweep,
@@ -260,8 +261,7 @@ def _select(cfg: Config, sweep: _Sweep, results: list[FitResult], *, run_ids: di
             result,
             seed=cfg.sweep.seed,
             sample_fraction=cfg.sweep.stability_sample,
-            restarts=cfg.sweep.restarts,
-            timeout=cfg.sweep.fit_timeout_seconds,
+            starts=FitStarts.of(cfg.sweep),
         ),
     )
     client = MlflowClient()
@@ -318,7 +318,12 @@ def _refit_on_everyone(cfg: Config, sweep: _Sweep, champion: FitResult) -> Pipel
     prepared = build_preprocessing(features, cfg.model.feature_columns, sweep.preprocessing).fit(features)
     vectors = prepared.transform(features).select(CUSTOMER_ID, SCALED)
     clustering = fit_best(
-        vectors, champion.point, seed=seed, restarts=cfg.sweep.restarts, timeout=cfg.sweep.fit_timeout_seconds
+        vectors,
+        champion.point,
+        seed=seed,
+        restarts=cfg.sweep.restarts,
+        timeout=cfg.sweep.fit_timeout_seconds,
+        regularization=cfg.sweep.mixture_regularization,
     )
     refit = cluster_metrics(
         clustering.transform(vectors),
