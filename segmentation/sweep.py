@@ -185,16 +185,26 @@ def starts_of(restarts: Restarts, algorithm: str) -> int:
     return restarts if isinstance(restarts, int) else restarts[algorithm]
 
 
-def fit_best(
-    vectors: DataFrame,
-    point: GridPoint,
-    *,
-    seed: int,
-    restarts: Restarts,
-    timeout: Optional[float] = None,
-    regularization: float = MIXTURE_REGULARIZATION,
-) -> Model:
-    """The best of the algorithm's starts (`starts_of(restarts, algorithm)`) from seeds seed,
+@dataclass(frozen=True)
+class FitStarts:
+    """How every fit of a sweep starts and gives up: `sweep.restarts`, `sweep.fit_timeout_seconds`
+    and `sweep.mixture_regularization`, passed to `fit_best` for the sweep's fits, their
+    stability refits and the champion's refit alike."""
+
+    restarts: Restarts = 1
+    timeout: Optional[float] = None
+    regularization: float = MIXTURE_REGULARIZATION
+
+    @classmethod
+    def of(cls, sweep: SweepConfig) -> FitStarts:
+        return cls(sweep.restarts, sweep.fit_timeout_seconds, sweep.mixture_regularization)
+
+
+ONE_START = FitStarts()  # one start, no timeout, the default regularisation
+
+
+def fit_best(vectors: DataFrame, point: GridPoint, *, seed: int, starts: FitStarts) -> Model:
+    """The best of the algorithm's starts (`starts_of(starts.restarts, algorithm)`) from seeds seed,
     seed + 1, ...: lowest training cost for the K-means family, highest log-likelihood for the
     mixture. Spark's estimators start once, and a single k-means|| start ends in a poor local
     optimum often enough (about one start in four on bench/fit_levers.py's data, 4-36% more
@@ -203,11 +213,12 @@ def fit_best(
     fits to that.
 
     The mixture is fitted on `regularized` vectors (`sweep.mixture_regularization`). A start that
-    does not finish within `timeout` seconds is interrupted and skipped; when none finishes,
-    `FitTimeout` is raised."""
+    does not finish within `starts.timeout` seconds is interrupted and skipped; when none
+    finishes, `FitTimeout` is raised."""
+    timeout = starts.timeout
     if point.algorithm == "gaussian_mixture":
-        vectors = regularized(vectors, seed, regularization)
-    restarts = starts_of(restarts, point.algorithm)
+        vectors = regularized(vectors, seed, starts.regularization)
+    restarts = starts_of(starts.restarts, point.algorithm)
     best, best_score = None, math.inf
     for start in range(restarts):
         estimator = build_estimator(point.algorithm, point.params, seed + start)
@@ -286,24 +297,6 @@ def regularized(vectors: DataFrame, seed: int, variance: float = MIXTURE_REGULAR
     return vectors.withColumn(SCALED, array_to_vector(noisy))
 
 
-@dataclass(frozen=True)
-class FitStarts:
-    """How every fit of a sweep starts and gives up: `sweep.restarts`, `sweep.fit_timeout_seconds`
-    and `sweep.mixture_regularization`, passed to `fit_best` for the sweep's fits, their
-    stability refits and the champion's refit alike."""
-
-    restarts: Restarts = 1
-    timeout: Optional[float] = None
-    regularization: float = MIXTURE_REGULARIZATION
-
-    @classmethod
-    def of(cls, sweep: SweepConfig) -> FitStarts:
-        return cls(sweep.restarts, sweep.fit_timeout_seconds, sweep.mixture_regularization)
-
-
-ONE_START = FitStarts()  # one start, no timeout, the default regularisation
-
-
 def fit_point(
     vectors: DataFrame,
     point: GridPoint,
@@ -316,14 +309,7 @@ def fit_point(
     every start timed out is a result with its `failure`, which the champion rule excludes."""
     started = time.perf_counter()
     try:
-        model = fit_best(
-            vectors,
-            point,
-            seed=seed,
-            restarts=starts.restarts,
-            timeout=starts.timeout,
-            regularization=starts.regularization,
-        )
+        model = fit_best(vectors, point, seed=seed, starts=starts)
     except FitTimeout as exc:
         return FitResult(point, None, None, time.perf_counter() - started, failure=f"fit failed: {exc}")
     fit_seconds = time.perf_counter() - started
@@ -368,14 +354,7 @@ def stability(
     both scoring every customer of `vectors`."""
     other_seed = seed + max(starts_of(starts.restarts, result.point.algorithm), 1)
     sample = hash_sample(vectors, CUSTOMER_ID, sample_fraction, seed=other_seed)
-    refit = fit_best(
-        sample,
-        result.point,
-        seed=other_seed,
-        restarts=starts.restarts,
-        timeout=starts.timeout,
-        regularization=starts.regularization,
-    )
+    refit = fit_best(sample, result.point, seed=other_seed, starts=starts)
     labels = [
         model.transform(vectors).select(CUSTOMER_ID, F.col(PREDICTION).alias("cluster"))
         for model in (result.model, refit)

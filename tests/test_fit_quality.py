@@ -34,7 +34,7 @@ from sklearn.mixture import GaussianMixture
 
 from segmentation.config import load_config
 from segmentation.models import SCALED
-from segmentation.sweep import GridPoint, fit_best
+from segmentation.sweep import FitStarts, GridPoint, fit_best
 from segmentation.tables import CUSTOMER_ID
 
 ROWS = 4_000
@@ -110,13 +110,7 @@ def kept_fit(vectors, algorithm: str, k: int):
     """What the sweep keeps at this grid point: the shipped config's seed, restarts and grid values."""
     sweep = load_config(None, []).sweep
     params = {name: values[0] for name, values in sweep.grid[algorithm].items()} | {"k": k}
-    return fit_best(
-        vectors,
-        GridPoint(algorithm, params, 0),
-        seed=sweep.seed,
-        restarts=sweep.restarts,
-        timeout=sweep.fit_timeout_seconds,
-    )
+    return fit_best(vectors, GridPoint(algorithm, params, 0), seed=sweep.seed, starts=FitStarts.of(sweep))
 
 
 def within_ss(points: np.ndarray, centres: np.ndarray) -> float:

@@ -317,14 +317,7 @@ def _refit_on_everyone(cfg: Config, sweep: _Sweep, champion: FitResult) -> Pipel
     seed, features = cfg.sweep.seed, sweep.features
     prepared = build_preprocessing(features, cfg.model.feature_columns, sweep.preprocessing).fit(features)
     vectors = prepared.transform(features).select(CUSTOMER_ID, SCALED)
-    clustering = fit_best(
-        vectors,
-        champion.point,
-        seed=seed,
-        restarts=cfg.sweep.restarts,
-        timeout=cfg.sweep.fit_timeout_seconds,
-        regularization=cfg.sweep.mixture_regularization,
-    )
+    clustering = fit_best(vectors, champion.point, seed=seed, starts=FitStarts.of(cfg.sweep))
     refit = cluster_metrics(
         clustering.transform(vectors),
         SCALED,
