@@ -32,12 +32,16 @@ Why the fits never bring customer-sized data to the driver: the BG/NBD likelihoo
 customer only through (x, t_x, T), so `combination_counts` groups customers into distinct
 combinations with a count; when those are few (at most `max_driver_rows`) they are collected
 and fitted with numpy, else each optimiser step is one Spark aggregate returning the
-log-likelihood and its gradient. Spark has no log-gamma or digamma, so the per-row terms are a
-vectorised Arrow pandas UDF with scipy inside (the same numpy function the driver path uses),
-summed with `F.sum`. m_x is continuous, so Gamma-Gamma's (x, m_x) combinations barely shrink
-the data: past `max_driver_rows` its Spark path aggregates over the cached combinations, about
-one row per repeat buyer. Each optimiser step of a Spark path is one job; `starts` multiplies
-the number of steps.
+log-likelihood and its gradient. Spark has no log-gamma or digamma, but in both models every
+log-gamma and digamma term depends on a customer through x alone: those are evaluated with
+scipy on the driver over the distinct x and their counts (collected once; x is bounded by a
+customer's orders, so there are few), and the rest of each row's term is built-in Spark
+arithmetic summed with `F.sum`. No Python runs per row in the optimiser's loop: a Python UDF
+there cost a serialisation round trip of every row at every step (at 1M customers, 234 s for
+BG/NBD's and 308 s for Gamma-Gamma's Spark fits, see bench/RESULTS.md). m_x is continuous, so
+Gamma-Gamma's (x, m_x) combinations barely shrink the data: past `max_driver_rows` its Spark
+path aggregates over the cached combinations, about one row per repeat buyer. Each optimiser
+step of a Spark path is one job; `starts` multiplies the number of steps.
 
 Numerical care: the likelihood is summed as log-sum-exp of ln A3 and ln A4 (both overflow or
 underflow as powers (r + x)); P(alive) is a logistic function of a log-odds, so
@@ -64,11 +68,15 @@ from segmentation.tables import (
     AMOUNT,
     CUSTOMER_AGE,
     CUSTOMER_ID,
+    EXPECTED_ORDER_VALUE,
     LAST_PURCHASE_AGE,
     ORDER_ID,
     ORDER_TS,
+    P_ALIVE,
     REPEAT_ORDER_VALUE,
     REPEAT_PURCHASES,
+    clv_in,
+    expected_purchases_in,
 )
 
 # Columns of the per-customer summary (customer_value's names) and of the combination counts.
@@ -90,7 +98,7 @@ _A_NEAR_ONE = 1e-6
 
 _ORDER_KEY, _ORDER_TIME, _ORDER_VALUE = "_order_key", "_order_time", "_order_value"
 _ORDERS, _FIRST, _LAST, _TOTAL, _FIRST_VALUE = "_orders", "_first", "_last", "_total", "_first_value"
-_TERMS, _DATA = "_terms", "_data"
+_DATA = "_data"
 
 Params = Sequence[float]
 Terms = Callable[..., tuple[np.ndarray, np.ndarray]]
@@ -231,7 +239,7 @@ def bgnbd_gradient(params: Params, x, t_x, *, T, weights=None) -> np.ndarray:
 
 def bgnbd_spark_log_likelihood(params: Params, combinations: DataFrame) -> tuple[float, np.ndarray]:
     """Log-likelihood and gradient over (x, t_x, T, count) in one Spark job (module docstring)."""
-    return _spark_sums(_BGNBD, params, combinations)
+    return _spark_objective(_BGNBD, combinations)(np.asarray(params, dtype=float))
 
 
 def fit_bgnbd(
@@ -290,33 +298,29 @@ def expected_purchases(params: Params, t, x, *, t_x, T) -> np.ndarray:
 def p_alive_column(
     params: Params, x_col: str | Column = X, t_x_col: str | Column = T_X, *, T_col: str | Column = T_CAL
 ) -> Column:
-    """`p_alive` as a Spark column (a pandas UDF: the numpy function is the one definition)."""
+    """`p_alive` in built-in Spark arithmetic: 1 / (1 + e^(log-odds)), which is 0, not an
+    overflow, when the exponential is infinite."""
+    r, alpha, a, b = (F.lit(value) for value in _positive(params, 4))
+    x, t_x, T = _column(x_col).cast("double"), _column(t_x_col), _column(T_col)
+    log_odds_dead = F.log(a) - F.log(b + x - 1) + (r + x) * (F.log(alpha + T) - F.log(alpha + t_x))
+    return F.when(x > 0, 1 / (1 + F.exp(log_odds_dead))).otherwise(F.lit(1.0))
+
+
+def with_expected_purchases(summary: DataFrame, params: Params, periods: Mapping[str, float]) -> DataFrame:
+    """`summary` with a column per name of `periods`: `expected_purchases` in the next t
+    periods, P(alive) in Spark times eq. (10)'s numerator once per history (`_with_histories`)."""
     values = _positive(params, 4)
+    alive = p_alive_column(values)
+    if_alive = [f"_if_alive_{i}" for i in range(len(periods))]
 
-    def evaluate(data: list[np.ndarray]) -> np.ndarray:
-        x, t_x, T = data
-        return p_alive(values, x, t_x, T=T)
+    def evaluate(x: np.ndarray, T: np.ndarray) -> list[np.ndarray]:
+        return [_purchases_if_alive(values, t, x, T=T) for t in periods.values()]
 
-    return _numpy_column(evaluate, x_col, t_x_col, T_col)
-
-
-def expected_purchases_column(
-    params: Params,
-    t: float,
-    x_col: str | Column = X,
-    *,
-    t_x_col: str | Column = T_X,
-    T_col: str | Column = T_CAL,
-) -> Column:
-    """`expected_purchases` in the next `t` periods as a Spark column (a pandas UDF: scipy's
-    2F1 has no Spark counterpart)."""
-    values = _positive(params, 4)
-
-    def evaluate(data: list[np.ndarray]) -> np.ndarray:
-        x, t_x, T = data
-        return expected_purchases(values, t, x, t_x=t_x, T=T)
-
-    return _numpy_column(evaluate, x_col, t_x_col, T_col)
+    with_terms = _with_histories(summary, if_alive, evaluate)
+    return with_terms.select(
+        *summary.columns,
+        *[(alive * F.col(term)).alias(name) for term, name in zip(if_alive, periods, strict=True)],
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,7 +342,7 @@ def gamma_gamma_gradient(params: Params, x, m_x, *, weights=None) -> np.ndarray:
 
 def gamma_gamma_spark_log_likelihood(params: Params, spend: DataFrame) -> tuple[float, np.ndarray]:
     """Log-likelihood and gradient over (x, m_x, count) in one Spark job."""
-    return _spark_sums(_GAMMA_GAMMA, params, spend)
+    return _spark_objective(_GAMMA_GAMMA, spend)(np.asarray(params, dtype=float))
 
 
 def fit_gamma_gamma(
@@ -401,37 +405,54 @@ def clv(
     `summary` maps the summary column names (x, t_x, T, m_x) to arrays, as a pandas frame does.
     """
     x, t_x, T, m_x = (np.asarray(summary[name], dtype=float) for name in (X, T_X, T_CAL, M_X))
-    times, factors = _discount_schedule(horizon, annual_discount_rate, time_unit)
-    cumulative = np.stack([_purchases_if_alive(bgnbd_params, t, x, T=T) for t in times])
-    increments = np.diff(cumulative, axis=0, prepend=0.0)
-    purchases = factors @ increments * p_alive(bgnbd_params, x, t_x, T=T)
+    discounted = _discounted_purchases_if_alive(
+        bgnbd_params, x, T=T, schedule=_discount_schedule(horizon, annual_discount_rate, time_unit)
+    )
+    purchases = discounted * p_alive(bgnbd_params, x, t_x, T=T)
     return purchases * expected_order_value(gamma_gamma_params, x, m_x)
 
 
-def clv_column(
+def with_customer_value(
+    summary: DataFrame,
     bgnbd_params: Params,
     gamma_gamma_params: Params,
     *,
-    horizon: float,
+    horizons: Sequence[int],
     annual_discount_rate: float,
     time_unit: str = "weeks",
-) -> Column:
-    """`clv` as a Spark column over a `summary_frame` (a pandas UDF)."""
-    bgnbd, gamma_gamma = tuple(map(float, bgnbd_params)), tuple(map(float, gamma_gamma_params))
-    _gamma_gamma_mean_params(gamma_gamma)
-    _discount_schedule(horizon, annual_discount_rate, time_unit)  # fail here, not in a task
+) -> DataFrame:
+    """`summary` with P(alive), the expected order value, and per horizon h the expected
+    purchases and `clv` (named as in customer_value: `expected_purchases_in(h)`, `clv_in(h)`).
+    P(alive) and the order value are Spark arithmetic; eq. (10)'s numerator, with scipy's 2F1,
+    runs once per history (`_with_histories`), not once per customer."""
+    bgnbd, gamma_gamma = _positive(bgnbd_params, 4), _gamma_gamma_mean_params(gamma_gamma_params)
+    schedules = [_discount_schedule(float(h), annual_discount_rate, time_unit) for h in horizons]  # fail here
+    if_alive = {h: f"_if_alive_{h}" for h in horizons}
+    discounted = {h: f"_discounted_if_alive_{h}" for h in horizons}
 
-    def evaluate(data: list[np.ndarray]) -> np.ndarray:
-        return clv(
-            bgnbd,
-            gamma_gamma,
-            dict(zip((X, T_X, T_CAL, M_X), data, strict=True)),
-            horizon=horizon,
-            annual_discount_rate=annual_discount_rate,
-            time_unit=time_unit,
-        )
+    def evaluate(x: np.ndarray, T: np.ndarray) -> list[np.ndarray]:
+        return [_purchases_if_alive(bgnbd, float(h), x, T=T) for h in horizons] + [
+            _discounted_purchases_if_alive(bgnbd, x, T=T, schedule=schedule) for schedule in schedules
+        ]
 
-    return _numpy_column(evaluate, X, T_X, T_CAL, M_X)
+    with_terms = _with_histories(summary, [*if_alive.values(), *discounted.values()], evaluate)
+    alive, order_value = p_alive_column(bgnbd), expected_order_value_column(gamma_gamma)
+    return with_terms.select(
+        *summary.columns,
+        alive.alias(P_ALIVE),
+        order_value.alias(EXPECTED_ORDER_VALUE),
+        *[(alive * F.col(if_alive[h])).alias(expected_purchases_in(h)) for h in horizons],
+        *[(alive * F.col(discounted[h]) * order_value).alias(clv_in(h)) for h in horizons],
+    )
+
+
+def _discounted_purchases_if_alive(
+    params: Params, x, *, T, schedule: tuple[np.ndarray, np.ndarray]
+) -> np.ndarray:
+    """`clv`'s discounted sum of eq. (10)'s numerator over the steps of `_discount_schedule`."""
+    times, factors = schedule
+    cumulative = np.stack([_purchases_if_alive(params, t, x, T=T) for t in times])
+    return factors @ np.diff(cumulative, axis=0, prepend=0.0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -448,6 +469,8 @@ def _bgnbd_terms(params: Params, data: Sequence) -> tuple[np.ndarray, np.ndarray
     d/dalpha = r/alpha - (r+x) (w3/(alpha+T) + w4/(alpha+t_x)),
     d/da = psi(a+b) - psi(a+b+x) + w4/a,
     d/db = psi(b+x) - psi(b) + psi(a+b) - psi(a+b+x) - w4/(b+x-1).
+    The gamma-function parts depend on x alone (`_bgnbd_x_terms`); the rest is
+    `_bgnbd_row_columns` in Spark.
     """
     r, alpha, a, b = _positive(params, 4)
     x, t_x, T = (np.asarray(value, dtype=float) for value in data)
@@ -457,28 +480,59 @@ def _bgnbd_terms(params: Params, data: Sequence) -> tuple[np.ndarray, np.ndarray
     ln_a4 = np.where(repeat, math.log(a) - np.log(b_x_1) - (r + x) * np.log(alpha + t_x), -np.inf)
     ln_a34 = np.logaddexp(ln_a3, ln_a4)
     w3, w4 = np.exp(ln_a3 - ln_a34), np.exp(ln_a4 - ln_a34)
+    x_log_likelihood, x_gradient = _bgnbd_x_terms(params, x)
+    gradient = x_gradient + np.column_stack(
+        [
+            -w3 * np.log(alpha + T) - w4 * np.log(alpha + t_x),
+            -(r + x) * (w3 / (alpha + T) + w4 / (alpha + t_x)),
+            w4 / a,
+            -w4 / b_x_1,
+        ]
+    )
+    return x_log_likelihood + ln_a34, gradient
+
+
+def _bgnbd_x_terms(params: Params, x) -> tuple[np.ndarray, np.ndarray]:
+    """The terms of `_bgnbd_terms` that depend on a customer through x alone: ln A1 + ln A2
+    and their gradient (every log-gamma and digamma of the likelihood)."""
+    r, alpha, a, b = _positive(params, 4)
+    x = np.asarray(x, dtype=float)
     log_likelihood = (
         special.gammaln(r + x)
         - special.gammaln(r)
         + r * math.log(alpha)
         + special.betaln(a, b + x)
         - special.betaln(a, b)
-        + ln_a34
     )
     psi_ab, psi_abx = special.digamma(a + b), special.digamma(a + b + x)
     gradient = np.column_stack(
         [
-            special.digamma(r + x)
-            - special.digamma(r)
-            + math.log(alpha)
-            - w3 * np.log(alpha + T)
-            - w4 * np.log(alpha + t_x),
-            r / alpha - (r + x) * (w3 / (alpha + T) + w4 / (alpha + t_x)),
-            psi_ab - psi_abx + w4 / a,
-            special.digamma(b + x) - special.digamma(b) + psi_ab - psi_abx - w4 / b_x_1,
+            special.digamma(r + x) - special.digamma(r) + math.log(alpha),
+            np.full_like(x, r / alpha),
+            psi_ab - psi_abx,
+            special.digamma(b + x) - special.digamma(b) + psi_ab - psi_abx,
         ]
     )
     return log_likelihood, gradient
+
+
+def _bgnbd_row_columns(params: Params) -> list[Column]:
+    """ln(A3 + delta A4) of `_bgnbd_terms` and its share of the gradient as built-in Spark
+    arithmetic: log-sum-exp with A4 absent (null) when x = 0."""
+    r, alpha, a, b = (F.lit(value) for value in _positive(params, 4))
+    x, t_x, T = F.col(X).cast("double"), F.col(T_X), F.col(T_CAL)
+    ln_alpha_T, ln_alpha_t_x = F.log(alpha + T), F.log(alpha + t_x)
+    ln_a3 = -(r + x) * ln_alpha_T
+    ln_a4 = F.when(x > 0, F.log(a) - F.log(b + x - 1) - (r + x) * ln_alpha_t_x)
+    ln_a34 = F.coalesce(F.greatest(ln_a3, ln_a4) + F.log1p(F.exp(-F.abs(ln_a3 - ln_a4))), ln_a3)
+    w3, w4 = F.exp(ln_a3 - ln_a34), F.coalesce(F.exp(ln_a4 - ln_a34), F.lit(0.0))
+    return [
+        ln_a34,
+        -w3 * ln_alpha_T - w4 * ln_alpha_t_x,
+        -(r + x) * (w3 / (alpha + T) + w4 / (alpha + t_x)),
+        w4 / a,
+        F.when(x > 0, -w4 / (b + x - 1)).otherwise(F.lit(0.0)),
+    ]
 
 
 def _gamma_gamma_terms(params: Params, data: Sequence) -> tuple[np.ndarray, np.ndarray]:
@@ -487,29 +541,47 @@ def _gamma_gamma_terms(params: Params, data: Sequence) -> tuple[np.ndarray, np.n
     ln f = lnG(px+q) - lnG(px) - lnG(q) + q ln v + (px-1) ln m_x + px ln x - (px+q) ln(v + x m_x);
     d/dp = x (psi(px+q) - psi(px) + ln(x m_x) - ln(v + x m_x)),
     d/dq = psi(px+q) - psi(q) + ln v - ln(v + x m_x), d/dv = q/v - (px+q)/(v + x m_x).
+    The terms in x alone are `_gamma_gamma_x_terms`; the rest is `_gamma_gamma_row_columns`.
     """
     p, q, v = _positive(params, 3)
     x, m_x = (np.asarray(value, dtype=float) for value in data)
     px = p * x
     ln_spend, ln_total = np.log(m_x), np.log(v + x * m_x)
+    x_log_likelihood, x_gradient = _gamma_gamma_x_terms(params, x)
+    gradient = x_gradient + np.column_stack([x * (ln_spend - ln_total), -ln_total, -(px + q) / (v + x * m_x)])
+    return x_log_likelihood + (px - 1) * ln_spend - (px + q) * ln_total, gradient
+
+
+def _gamma_gamma_x_terms(params: Params, x) -> tuple[np.ndarray, np.ndarray]:
+    """The terms of `_gamma_gamma_terms` in x alone (every log-gamma and digamma)."""
+    p, q, v = _positive(params, 3)
+    x = np.asarray(x, dtype=float)
+    px = p * x
     psi_pxq = special.digamma(px + q)
     log_likelihood = (
-        special.gammaln(px + q)
-        - special.gammaln(px)
-        - special.gammaln(q)
-        + q * math.log(v)
-        + (px - 1) * ln_spend
-        + px * np.log(x)
-        - (px + q) * ln_total
+        special.gammaln(px + q) - special.gammaln(px) - special.gammaln(q) + q * math.log(v) + px * np.log(x)
     )
     gradient = np.column_stack(
         [
-            x * (psi_pxq - special.digamma(px) + np.log(x) + ln_spend - ln_total),
-            psi_pxq - special.digamma(q) + math.log(v) - ln_total,
-            q / v - (px + q) / (v + x * m_x),
+            x * (psi_pxq - special.digamma(px) + np.log(x)),
+            psi_pxq - special.digamma(q) + math.log(v),
+            np.full_like(x, q / v),
         ]
     )
     return log_likelihood, gradient
+
+
+def _gamma_gamma_row_columns(params: Params) -> list[Column]:
+    """The rest of `_gamma_gamma_terms` as built-in Spark arithmetic."""
+    p, q, v = (F.lit(value) for value in _positive(params, 3))
+    x, m_x = F.col(X).cast("double"), F.col(M_X)
+    ln_spend, ln_total = F.log(m_x), F.log(v + x * m_x)
+    return [
+        (p * x - 1) * ln_spend - (p * x + q) * ln_total,
+        x * (ln_spend - ln_total),
+        -ln_total,
+        -(p * x + q) / (v + x * m_x),
+    ]
 
 
 def _purchases_if_alive(params: Params, t, x, *, T) -> np.ndarray:
@@ -532,13 +604,15 @@ def _purchases_if_alive(params: Params, t, x, *, T) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Model:
-    terms: Terms
+    terms: Terms  # per-row log-likelihood and gradient, numpy: the driver path
+    x_terms: Callable[[Params, np.ndarray], tuple[np.ndarray, np.ndarray]]  # the part in x alone
+    row_columns: Callable[[Params], list[Column]]  # the rest, as Spark columns
     columns: tuple[str, ...]
     size: int
 
 
-_BGNBD = _Model(_bgnbd_terms, (X, T_X, T_CAL), 4)
-_GAMMA_GAMMA = _Model(_gamma_gamma_terms, (X, M_X), 3)
+_BGNBD = _Model(_bgnbd_terms, _bgnbd_x_terms, _bgnbd_row_columns, (X, T_X, T_CAL), 4)
+_GAMMA_GAMMA = _Model(_gamma_gamma_terms, _gamma_gamma_x_terms, _gamma_gamma_row_columns, (X, M_X), 3)
 
 
 @dataclass(frozen=True)
@@ -576,13 +650,10 @@ def _fit(frame: DataFrame, model: _Model, *, max_driver_rows: int, starts: int, 
             return float(data[:, -1] @ log_likelihood), data[:, -1] @ gradient
 
         return _optimise(objective, model, customers=customers, starts=starts, seed=seed)
-    cached = frame.select(*model.columns, F.col(COUNT)).persist()
+    cached = columns.persist()
     try:
         customers = int(cached.agg(F.sum(COUNT)).first()[0])
-
-        def on_spark(params: np.ndarray) -> tuple[float, np.ndarray]:
-            return _spark_sums(model, params, cached)
-
+        on_spark = _spark_objective(model, cached)
         return _optimise(on_spark, model, customers=customers, starts=starts, seed=seed)
     finally:
         cached.unpersist()
@@ -625,35 +696,44 @@ def _optimise(objective: Objective, model: _Model, *, customers: int, starts: in
 # Spark plumbing
 
 
-def _spark_sums(model: _Model, params: Params, frame: DataFrame) -> tuple[float, np.ndarray]:
-    """Count-weighted sums of the per-row log-likelihood and gradient: one job, 1 + len(params)
-    numbers back to the driver."""
-    terms, values = model.terms, tuple(float(value) for value in params)
-    names = [f"g{i}" for i in range(len(values))]
-    schema = StructType([StructField(name, DoubleType()) for name in ["ll", *names]])
+def _spark_objective(model: _Model, frame: DataFrame) -> Objective:
+    """The count-weighted log-likelihood and gradient over a frame of (model columns, count),
+    evaluated in two parts: the terms in x alone with scipy on the driver, over the distinct x
+    and their counts (collected once: a customer's x is bounded by their orders, so there are
+    few), and everything else as one Spark job of built-in arithmetic per call, which brings
+    1 + len(params) numbers back."""
+    by_x = frame.groupBy(X).agg(F.sum(F.col(COUNT).cast("double"))).collect()
+    x_values, x_counts = (np.array([row[i] for row in by_x], dtype=float) for i in range(2))
+    weight = F.col(COUNT).cast("double")
+
+    def objective(params: np.ndarray) -> tuple[float, np.ndarray]:
+        row = frame.agg(*[F.sum(term * weight) for term in model.row_columns(params)]).first()
+        x_log_likelihood, x_gradient = model.x_terms(params, x_values)
+        log_likelihood = float(row[0]) + float(x_counts @ x_log_likelihood)
+        return log_likelihood, np.array([float(value) for value in row[1:]]) + x_counts @ x_gradient
+
+    return objective
+
+
+def _with_histories(
+    summary: DataFrame, names: Sequence[str], evaluate: Callable[[np.ndarray, np.ndarray], list[np.ndarray]]
+) -> DataFrame:
+    """`summary` with a double column per name, from a numpy function of (x, T) evaluated once
+    per distinct (x, T) and joined back. Eq. (10)'s numerator depends on a customer only through
+    x and T, which take far fewer distinct values than there are customers (x is bounded by the
+    orders, T by the days of history), so scipy's 2F1, which Spark lacks and which needs a
+    pandas UDF, runs over the histories, not the customers: at a horizon of 52 weeks a
+    customer's CLV needs 52 of them."""
+    schema = StructType([StructField(name, DoubleType()) for name in names])
 
     @F.pandas_udf(schema)
-    def per_row(data: pd.DataFrame) -> pd.DataFrame:
-        log_likelihood, gradient = terms(values, _arrays(data))
-        return pd.DataFrame(np.column_stack([log_likelihood, gradient]), columns=schema.fieldNames())
+    def per_history(data: pd.DataFrame) -> pd.DataFrame:
+        x, T = _arrays(data)
+        return pd.DataFrame(dict(zip(names, evaluate(x, T), strict=True)), index=data.index)
 
-    weight = F.col(COUNT).cast("double")
-    with_terms = frame.select(
-        per_row(F.struct(*map(F.col, model.columns))).alias(_TERMS), weight.alias(COUNT)
-    )
-    sums = [F.sum(F.col(_TERMS).getField(name) * F.col(COUNT)) for name in schema.fieldNames()]
-    row = with_terms.agg(*sums).first()
-    return float(row[0]), np.array([float(value) for value in row[1:]])
-
-
-def _numpy_column(function: Callable[..., np.ndarray], *columns: str | Column) -> Column:
-    """A double column computed by a numpy function of the given columns, batch by batch."""
-
-    @F.pandas_udf(DoubleType())
-    def evaluate(data: pd.DataFrame) -> pd.Series:
-        return pd.Series(np.asarray(function(_arrays(data)), dtype=float), index=data.index)
-
-    return evaluate(F.struct(*map(_column, columns)).alias(_DATA))
+    histories = summary.select(X, T_CAL).distinct()
+    terms = histories.select(X, T_CAL, per_history(F.struct(X, T_CAL)).alias(_DATA))
+    return summary.join(terms.select(X, T_CAL, f"{_DATA}.*"), [X, T_CAL])
 
 
 def _arrays(data: pd.DataFrame) -> list[np.ndarray]:

@@ -16,7 +16,16 @@ from scipy import integrate, special, stats
 
 from segmentation import clv
 from segmentation.errors import InputError
-from segmentation.tables import AMOUNT, CUSTOMER_ID, ORDER_ID, ORDER_TS
+from segmentation.tables import (
+    AMOUNT,
+    CUSTOMER_ID,
+    EXPECTED_ORDER_VALUE,
+    ORDER_ID,
+    ORDER_TS,
+    P_ALIVE,
+    clv_in,
+    expected_purchases_in,
+)
 
 TRANSACTIONS_SCHEMA = f"{CUSTOMER_ID} string, {ORDER_TS} timestamp, {AMOUNT} double, {ORDER_ID} string"
 CDNOW_PARAMS = (0.243, 4.414, 0.793, 2.426)  # FHL (2005), CDNOW sample, 39-week calibration
@@ -256,9 +265,17 @@ def test_gamma_gamma_gradient_matches_finite_differences(params):
 # Spark aggregates equal the numpy sums
 
 
+def with_extreme_customers(customers):
+    """The customers (x, t_x, T) and histories where A3 and A4 of eq. (6) differ by hundreds of
+    orders of magnitude, either way: very frequent buyers who stopped long ago, and ones who
+    bought to the last day."""
+    extreme = ([500, 5000, 5000, 300, 1], [1.0, 2.0, 39.0, 38.9, 0.0], [39.0] * 5)
+    return tuple(np.concatenate([column, added]) for column, added in zip(customers, extreme, strict=True))
+
+
 def test_spark_aggregates_equal_the_numpy_likelihoods_and_gradients(spark):
     rng = np.random.default_rng(4)
-    x, t_x, T = random_customers(rng, 500)
+    x, t_x, T = with_extreme_customers(random_customers(rng, 500))
     counts = rng.integers(1, 20, x.size)
     m_x = rng.gamma(3.0, 10.0, x.size)
     combinations = spark.createDataFrame(
@@ -504,37 +521,44 @@ def test_clv_discounting_is_within_one_step_of_continuous_discounting():
     assert np.all(value <= continuous) and np.all(value >= continuous * (1 - one_week)), (value, continuous)
 
 
-def test_column_versions_equal_the_numpy_versions(spark):
+def test_spark_versions_equal_the_numpy_versions(spark):
     rng = np.random.default_rng(7)
-    x, t_x, T = random_customers(rng, 300)
+    x, t_x, T = with_extreme_customers(random_customers(rng, 300))
+    T = np.ceil(T)  # whole weeks: customers share histories (x, T), evaluated once for all of them
     m_x = rng.gamma(3.0, 10.0, x.size)
     rows = [
-        (int(x[i]), float(t_x[i]), float(T[i]), float(m_x[i]) if x[i] > 0 else None) for i in range(x.size)
+        (i, int(x[i]), float(t_x[i]), float(T[i]), float(m_x[i]) if x[i] > 0 else None) for i in range(x.size)
     ]
     frame = spark.createDataFrame(
-        rows, f"{clv.X} long, {clv.T_X} double, {clv.T_CAL} double, {clv.M_X} double"
+        rows, f"id long, {clv.X} long, {clv.T_X} double, {clv.T_CAL} double, {clv.M_X} double"
     )
+    assert frame.select(clv.X, clv.T_CAL).distinct().count() < x.size
     gamma_gamma = (6.25, 3.74, 15.44)
-    rows = frame.select(
-        clv.p_alive_column(CDNOW_PARAMS).alias("alive"),
-        clv.expected_purchases_column(CDNOW_PARAMS, 26.0).alias("purchases"),
-        clv.expected_order_value_column(gamma_gamma).alias("order_value"),
-        clv.clv_column(CDNOW_PARAMS, gamma_gamma, horizon=52.0, annual_discount_rate=0.1).alias("clv"),
-        clv.X,
-        clv.T_X,
-        clv.T_CAL,
-        clv.M_X,
-    ).toPandas()
-    ordered = {name: rows[name].to_numpy(dtype=float) for name in (clv.X, clv.T_X, clv.T_CAL, clv.M_X)}
+    values = clv.with_customer_value(
+        frame, CDNOW_PARAMS, gamma_gamma, horizons=[26, 52], annual_discount_rate=0.1
+    )
+    values = clv.with_expected_purchases(values, CDNOW_PARAMS, {"purchases_in_10_5": 10.5})
+    got = values.orderBy("id").toPandas()
+    assert got["id"].tolist() == list(range(x.size))  # the join to the histories kept every customer once
+    ordered = {name: got[name].to_numpy(dtype=float) for name in (clv.X, clv.T_X, clv.T_CAL, clv.M_X)}
     x, t_x, T, m_x = (ordered[name] for name in (clv.X, clv.T_X, clv.T_CAL, clv.M_X))
     assert np.isnan(m_x).sum() == (x == 0).sum() > 0
-    np.testing.assert_allclose(rows["alive"], clv.p_alive(CDNOW_PARAMS, x, t_x, T=T), rtol=1e-13)
+    np.testing.assert_allclose(got[P_ALIVE], clv.p_alive(CDNOW_PARAMS, x, t_x, T=T), rtol=1e-13)
+    for t, name in [
+        (26, expected_purchases_in(26)),
+        (52, expected_purchases_in(52)),
+        (10.5, "purchases_in_10_5"),
+    ]:
+        expected = clv.expected_purchases(CDNOW_PARAMS, float(t), x, t_x=t_x, T=T)
+        np.testing.assert_allclose(got[name], expected, rtol=1e-13)
     np.testing.assert_allclose(
-        rows["purchases"], clv.expected_purchases(CDNOW_PARAMS, 26.0, x, t_x=t_x, T=T), rtol=1e-13
+        got[EXPECTED_ORDER_VALUE], clv.expected_order_value(gamma_gamma, x, m_x), rtol=1e-13
     )
-    np.testing.assert_allclose(rows["order_value"], clv.expected_order_value(gamma_gamma, x, m_x), rtol=1e-13)
-    expected_clv = clv.clv(CDNOW_PARAMS, gamma_gamma, ordered, horizon=52.0, annual_discount_rate=0.1)
-    np.testing.assert_allclose(rows["clv"], expected_clv, rtol=1e-13)
+    for horizon in (26, 52):
+        expected = clv.clv(
+            CDNOW_PARAMS, gamma_gamma, ordered, horizon=float(horizon), annual_discount_rate=0.1
+        )
+        np.testing.assert_allclose(got[clv_in(horizon)], expected, rtol=1e-13)
 
 
 # ---------------------------------------------------------------------------------------------

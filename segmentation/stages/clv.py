@@ -26,18 +26,16 @@ from segmentation.clv import (
     DAYS_PER_UNIT,
     BgNbdFit,
     GammaGammaFit,
-    clv_column,
     combination_counts,
-    expected_order_value_column,
     expected_purchases,
-    expected_purchases_column,
     fit_bgnbd,
     fit_gamma_gamma,
     frequency_spend_correlation,
     order_dates,
-    p_alive_column,
     spend_counts,
     summary_frame,
+    with_customer_value,
+    with_expected_purchases,
 )
 from segmentation.config import Config
 from segmentation.errors import InputError
@@ -207,29 +205,25 @@ def _customer_value(
     cfg: Config, summary: DataFrame, *, bg_nbd: BgNbdFit, gamma_gamma: GammaGammaFit
 ) -> DataFrame:
     settings = cfg.clv
-    return summary.select(
+    values = with_customer_value(
+        summary,
+        bg_nbd.params,
+        gamma_gamma.params,
+        horizons=settings.horizons,
+        annual_discount_rate=settings.annual_discount_rate,
+        time_unit=settings.time_unit,
+    )
+    return values.select(
         F.col(CUSTOMER_ID),
         F.lit(cfg.features.as_of_date).alias(AS_OF_DATE),
         F.col(REPEAT_PURCHASES).cast("long"),
         F.col(LAST_PURCHASE_AGE).cast("double"),
         F.col(CUSTOMER_AGE).cast("double"),
         F.col(REPEAT_ORDER_VALUE).cast("double"),
-        p_alive_column(bg_nbd.params).alias(P_ALIVE),
-        expected_order_value_column(gamma_gamma.params).alias(EXPECTED_ORDER_VALUE),
-        *[
-            expected_purchases_column(bg_nbd.params, float(h)).alias(expected_purchases_in(h))
-            for h in settings.horizons
-        ],
-        *[
-            clv_column(
-                bg_nbd.params,
-                gamma_gamma.params,
-                horizon=float(h),
-                annual_discount_rate=settings.annual_discount_rate,
-                time_unit=settings.time_unit,
-            ).alias(clv_in(h))
-            for h in settings.horizons
-        ],
+        F.col(P_ALIVE),
+        F.col(EXPECTED_ORDER_VALUE),
+        *[F.col(expected_purchases_in(h)) for h in settings.horizons],
+        *[F.col(clv_in(h)) for h in settings.horizons],
     )
 
 
@@ -254,10 +248,11 @@ def _holdout(
     known_later = later.join(summary.select(CUSTOMER_ID), CUSTOMER_ID, "left_semi")
     actual = known_later.groupBy(CUSTOMER_ID).agg(F.count(F.lit(1)).alias(_HOLDOUT))
     # One pass: the bins' counts, means and absolute errors come from a single aggregation.
-    per_customer = summary.join(actual, CUSTOMER_ID, "left").select(
+    predicted = with_expected_purchases(summary, bg_nbd.params, {_PREDICTED: periods})
+    per_customer = predicted.join(actual, CUSTOMER_ID, "left").select(
         F.least(F.col(REPEAT_PURCHASES), F.lit(_FREQUENCY_CAP)).alias(_FREQUENCY_BIN),
         F.coalesce(F.col(_HOLDOUT), F.lit(0)).alias(_HOLDOUT),
-        expected_purchases_column(bg_nbd.params, periods).alias(_PREDICTED),
+        F.col(_PREDICTED),
     )
     bins = per_customer.groupBy(_FREQUENCY_BIN).agg(
         F.count(F.lit(1)).alias(CUSTOMER_COUNT),
