@@ -145,6 +145,13 @@ def test_the_holdout_compares_predictions_with_what_customers_did(spark, cdnow):
     expected = clv.expected_purchases(result.bg_nbd.params, 273 / 7, x, t_x=t_x, T=big_t).sum()
     assert holdout.predicted_total == pytest.approx(expected, rel=1e-9)
     assert holdout.cumulative_predicted[-1] == pytest.approx(holdout.predicted_total, rel=1e-9)
+    steps = len(holdout.cumulative_predicted)  # the tracking curve: one point per week of the holdout
+    assert steps == 39
+    for k, predicted in enumerate(holdout.cumulative_predicted):
+        at = clv.expected_purchases(
+            result.bg_nbd.params, holdout.periods * (k + 1) / steps, x, t_x=t_x, T=big_t
+        )
+        assert predicted == pytest.approx(at.sum(), rel=1e-9)
     predicted_by_bin = {x: (n, predicted) for x, n, predicted, _ in holdout.by_frequency}
     assert sum(n * predicted for n, predicted in predicted_by_bin.values()) == pytest.approx(
         expected, rel=1e-9

@@ -27,7 +27,6 @@ from segmentation.clv import (
     BgNbdFit,
     GammaGammaFit,
     combination_counts,
-    expected_purchases,
     fit_bgnbd,
     fit_gamma_gamma,
     frequency_spend_correlation,
@@ -286,14 +285,14 @@ def _predicted_tracking(
     summary: DataFrame, bg_nbd: BgNbdFit, *, periods: float
 ) -> tuple[list[float], list[float]]:
     """Expected cumulative repeat purchases of the whole base at evenly spaced times of the
-    holdout (one per period, at most `_TRACKING_POINTS`): eq. (10) summed over the
-    (x, t_x, T) combinations, which are few, on the driver."""
+    holdout (one per period, at most `_TRACKING_POINTS`): eq. (10) summed over the customers
+    in one Spark aggregate."""
     steps = min(_TRACKING_POINTS, max(1, int(np.ceil(periods))))
     times = [periods * (k + 1) / steps for k in range(steps)]
-    combinations = combination_counts(summary).collect()
-    x, t_x, big_t, count = (np.array([row[i] for row in combinations], dtype=float) for i in range(4))
-    predicted = [float(count @ expected_purchases(bg_nbd.params, t, x, t_x=t_x, T=big_t)) for t in times]
-    return times, predicted
+    names = [f"_predicted_at_{k}" for k in range(steps)]
+    predicted = with_expected_purchases(summary, bg_nbd.params, dict(zip(names, times, strict=True)))
+    totals = predicted.agg(*[F.sum(name) for name in names]).first()
+    return times, [float(total) for total in totals]
 
 
 def _tracked(cfg: Config, result: ClvResult) -> ClvResult:
