@@ -22,6 +22,7 @@ from segmentation import clv
 from segmentation.config import load_config
 from segmentation.io import read_table, table_ref
 from segmentation.spark import get_spark
+from segmentation.stages.clv import customer_value_frame, fit_options
 from segmentation.tables import TRANSACTIONS
 
 Result = TypeVar("Result")
@@ -57,19 +58,12 @@ def main() -> None:
     }
     for name, size in sizes.items():
         print(f"{name:<40} {size:>10,}")
-    options = {"max_driver_rows": settings.max_driver_rows, "starts": settings.starts, "seed": settings.seed}
+    options = fit_options(settings)
     bg_nbd = timed("fit BG/NBD", lambda: clv.fit_bgnbd(combinations, **options))
     print(f"  {bg_nbd}")
     gamma_gamma = timed("fit Gamma-Gamma", lambda: clv.fit_gamma_gamma(spend, **options))
     print(f"  {gamma_gamma}")
-    values = clv.with_customer_value(
-        summary,
-        bg_nbd.params,
-        gamma_gamma.params,
-        horizons=settings.horizons,
-        annual_discount_rate=settings.annual_discount_rate,
-        time_unit=settings.time_unit,
-    )
+    values = customer_value_frame(cfg, summary, bg_nbd=bg_nbd, gamma_gamma=gamma_gamma)
     timed("customer_value columns (noop sink)", lambda: values.write.format("noop").mode("overwrite").save())
 
 

@@ -239,7 +239,8 @@ def bgnbd_gradient(params: Params, x, t_x, *, T, weights=None) -> np.ndarray:
 
 def bgnbd_spark_log_likelihood(params: Params, combinations: DataFrame) -> tuple[float, np.ndarray]:
     """Log-likelihood and gradient over (x, t_x, T, count) in one Spark job (module docstring)."""
-    return _spark_objective(_BGNBD, combinations)(np.asarray(params, dtype=float))
+    objective, _ = _spark_objective(_BGNBD, combinations)
+    return objective(np.asarray(params, dtype=float))
 
 
 def fit_bgnbd(
@@ -342,7 +343,8 @@ def gamma_gamma_gradient(params: Params, x, m_x, *, weights=None) -> np.ndarray:
 
 def gamma_gamma_spark_log_likelihood(params: Params, spend: DataFrame) -> tuple[float, np.ndarray]:
     """Log-likelihood and gradient over (x, m_x, count) in one Spark job."""
-    return _spark_objective(_GAMMA_GAMMA, spend)(np.asarray(params, dtype=float))
+    objective, _ = _spark_objective(_GAMMA_GAMMA, spend)
+    return objective(np.asarray(params, dtype=float))
 
 
 def fit_gamma_gamma(
@@ -652,8 +654,7 @@ def _fit(frame: DataFrame, model: _Model, *, max_driver_rows: int, starts: int, 
         return _optimise(objective, model, customers=customers, starts=starts, seed=seed)
     cached = columns.persist()
     try:
-        customers = int(cached.agg(F.sum(COUNT)).first()[0])
-        on_spark = _spark_objective(model, cached)
+        on_spark, customers = _spark_objective(model, cached)
         return _optimise(on_spark, model, customers=customers, starts=starts, seed=seed)
     finally:
         cached.unpersist()
@@ -696,12 +697,12 @@ def _optimise(objective: Objective, model: _Model, *, customers: int, starts: in
 # Spark plumbing
 
 
-def _spark_objective(model: _Model, frame: DataFrame) -> Objective:
+def _spark_objective(model: _Model, frame: DataFrame) -> tuple[Objective, int]:
     """The count-weighted log-likelihood and gradient over a frame of (model columns, count),
-    evaluated in two parts: the terms in x alone with scipy on the driver, over the distinct x
-    and their counts (collected once: a customer's x is bounded by their orders, so there are
-    few), and everything else as one Spark job of built-in arithmetic per call, which brings
-    1 + len(params) numbers back."""
+    and the customers it counts. The objective is evaluated in two parts: the terms in x alone
+    with scipy on the driver, over the distinct x and their counts (collected once: a
+    customer's x is bounded by their orders, so there are few), and everything else as one
+    Spark job of built-in arithmetic per call, which brings 1 + len(params) numbers back."""
     by_x = frame.groupBy(X).agg(F.sum(F.col(COUNT).cast("double"))).collect()
     x_values, x_counts = (np.array([row[i] for row in by_x], dtype=float) for i in range(2))
     weight = F.col(COUNT).cast("double")
@@ -712,7 +713,7 @@ def _spark_objective(model: _Model, frame: DataFrame) -> Objective:
         log_likelihood = float(row[0]) + float(x_counts @ x_log_likelihood)
         return log_likelihood, np.array([float(value) for value in row[1:]]) + x_counts @ x_gradient
 
-    return objective
+    return objective, int(x_counts.sum())
 
 
 def _with_histories(

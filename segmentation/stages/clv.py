@@ -36,7 +36,7 @@ from segmentation.clv import (
     with_customer_value,
     with_expected_purchases,
 )
-from segmentation.config import Config
+from segmentation.config import ClvConfig, Config
 from segmentation.errors import InputError
 from segmentation.io import TableWrite, read_table, table_ref, write_table
 from segmentation.tables import (
@@ -123,7 +123,7 @@ def run_clv(cfg: Config, spark: SparkSession, *, holdout_end: Optional[dt.date] 
         values = write_table(
             spark,
             table_ref(cfg.lake, CUSTOMER_VALUE),
-            _customer_value(cfg, summary, bg_nbd=bg_nbd, gamma_gamma=gamma_gamma),
+            customer_value_frame(cfg, summary, bg_nbd=bg_nbd, gamma_gamma=gamma_gamma),
             user_metadata={"stage": "clv", AS_OF_DATE: as_of_date, "config_hash": cfg.fingerprint()},
             replace_where=f"{AS_OF_DATE} = DATE'{as_of_date.isoformat()}'",
         )
@@ -151,9 +151,14 @@ def run_clv(cfg: Config, spark: SparkSession, *, holdout_end: Optional[dt.date] 
         summary.unpersist()
 
 
+def fit_options(settings: ClvConfig) -> dict[str, int]:
+    """`fit_bgnbd`'s and `fit_gamma_gamma`'s keyword arguments from `clv.*` (bench/clv_phases.py
+    times the fits one by one with them)."""
+    return {"max_driver_rows": settings.max_driver_rows, "starts": settings.starts, "seed": settings.seed}
+
+
 def _fit_models(cfg: Config, summary: DataFrame) -> tuple[BgNbdFit, GammaGammaFit]:
-    settings = cfg.clv
-    options = {"max_driver_rows": settings.max_driver_rows, "starts": settings.starts, "seed": settings.seed}
+    options = fit_options(cfg.clv)
     bg_nbd = fit_bgnbd(combination_counts(summary), **options)
     log.info("BG/NBD as of %s: %s", cfg.features.as_of_date, bg_nbd)
     spend = spend_counts(summary)
@@ -200,9 +205,10 @@ def _write_fits(
     )
 
 
-def _customer_value(
+def customer_value_frame(
     cfg: Config, summary: DataFrame, *, bg_nbd: BgNbdFit, gamma_gamma: GammaGammaFit
 ) -> DataFrame:
+    """customer_value's slice for `features.as_of_date`, in the table's column order."""
     settings = cfg.clv
     values = with_customer_value(
         summary,
@@ -246,22 +252,26 @@ def _holdout(
     # Orders after the as-of date of the customers known at it: all of them are repeat purchases.
     known_later = later.join(summary.select(CUSTOMER_ID), CUSTOMER_ID, "left_semi")
     actual = known_later.groupBy(CUSTOMER_ID).agg(F.count(F.lit(1)).alias(_HOLDOUT))
-    # One pass: the bins' counts, means and absolute errors come from a single aggregation.
-    predicted = with_expected_purchases(summary, bg_nbd.params, {_PREDICTED: periods})
+    # One pass: the bins' counts, means and absolute errors and the per-bin sums of the tracking
+    # curve's points come from a single aggregation.
+    times = _tracking_times(periods)
+    tracking = {f"_predicted_at_{k}": t for k, t in enumerate(times)}
+    predicted = with_expected_purchases(summary, bg_nbd.params, {_PREDICTED: periods, **tracking})
     per_customer = predicted.join(actual, CUSTOMER_ID, "left").select(
         F.least(F.col(REPEAT_PURCHASES), F.lit(_FREQUENCY_CAP)).alias(_FREQUENCY_BIN),
         F.coalesce(F.col(_HOLDOUT), F.lit(0)).alias(_HOLDOUT),
         F.col(_PREDICTED),
+        *tracking,
     )
     bins = per_customer.groupBy(_FREQUENCY_BIN).agg(
         F.count(F.lit(1)).alias(CUSTOMER_COUNT),
         F.avg(_PREDICTED).alias(_PREDICTED),
         F.avg(_HOLDOUT).alias(_HOLDOUT),
         F.sum(F.abs(F.col(_PREDICTED) - F.col(_HOLDOUT))).alias(_ABSOLUTE_ERROR),
+        *[F.sum(name).alias(name) for name in tracking],
     )
     rows = sorted(bins.collect(), key=lambda row: row[_FREQUENCY_BIN])
     customers = sum(row[CUSTOMER_COUNT] for row in rows)
-    times, predicted = _predicted_tracking(summary, bg_nbd, periods=periods)
     actual_by_day = dict(
         known_later.groupBy(F.datediff(F.col(ORDER_TS), F.lit(as_of_date)).alias(_DAY)).count().collect()
     )
@@ -273,7 +283,7 @@ def _holdout(
         predicted_total=float(sum(row[_PREDICTED] * row[CUSTOMER_COUNT] for row in rows)),
         actual_total=int(cumulative_days[-1]) if holdout_days else 0,
         mean_absolute_error=sum(row[_ABSOLUTE_ERROR] for row in rows) / customers,
-        cumulative_predicted=tuple(predicted),
+        cumulative_predicted=tuple(float(sum(row[name] for row in rows)) for name in tracking),
         cumulative_actual=tuple(int(cumulative_days[day - 1]) for day in checkpoints),
         by_frequency=tuple(
             (row[_FREQUENCY_BIN], row[CUSTOMER_COUNT], row[_PREDICTED], row[_HOLDOUT]) for row in rows
@@ -281,18 +291,12 @@ def _holdout(
     )
 
 
-def _predicted_tracking(
-    summary: DataFrame, bg_nbd: BgNbdFit, *, periods: float
-) -> tuple[list[float], list[float]]:
-    """Expected cumulative repeat purchases of the whole base at evenly spaced times of the
-    holdout (one per period, at most `_TRACKING_POINTS`): eq. (10) summed over the customers
-    in one Spark aggregate."""
+def _tracking_times(periods: float) -> list[float]:
+    """Evenly spaced times of the holdout at which the expected cumulative repeat purchases of
+    the whole base are compared with the actual ones: one per period, at most
+    `_TRACKING_POINTS`."""
     steps = min(_TRACKING_POINTS, max(1, int(np.ceil(periods))))
-    times = [periods * (k + 1) / steps for k in range(steps)]
-    names = [f"_predicted_at_{k}" for k in range(steps)]
-    predicted = with_expected_purchases(summary, bg_nbd.params, dict(zip(names, times, strict=True)))
-    totals = predicted.agg(*[F.sum(name) for name in names]).first()
-    return times, [float(total) for total in totals]
+    return [periods * (k + 1) / steps for k in range(steps)]
 
 
 def _tracked(cfg: Config, result: ClvResult) -> ClvResult:
