@@ -19,7 +19,7 @@ SCALE       ?= 100k
 CHROMIUM    := /usr/bin/chromium
 SUDO        := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup run test test-faults lint format docs clean mlflow-ui cluster-demo wheel bench bench-recovery bench-rules
+.PHONY: setup run test test-faults lint format docs clean mlflow-ui cluster-demo connect-demo wheel bench bench-recovery bench-rules
 
 setup: $(VENV)/.installed $(DELTA_JARS) $(CHROMIUM)
 
@@ -61,6 +61,13 @@ cluster-demo: setup
 	$(BIN)/python deploy/standalone_cluster.py --root $(CURDIR)/cluster-demo --maven-repo $(MAVEN_REPO) \
 	    $(foreach s,$(SET),--set $(s))
 
+# The pipeline as a Spark Connect client of a server started on 127.0.0.1 with pyspark's own
+# launcher (deploy/connect_server.py), stopped again by process id; everything under
+# ./connect-demo.
+connect-demo: setup
+	$(BIN)/python -m deploy.connect_server --root $(CURDIR)/connect-demo --maven-repo $(MAVEN_REPO) \
+	    $(foreach s,$(SET),--set $(s))
+
 # The wheel a cluster or a Databricks job installs: the library, the configs and the one console
 # script, `segment`.
 wheel: setup
@@ -99,4 +106,4 @@ mlflow-ui: setup
 	$(BIN)/mlflow ui --host 127.0.0.1 --port $(MLFLOW_PORT) --backend-store-uri sqlite:///mlflow.db
 
 clean:
-	rm -rf lake data reports cluster-demo dist mlflow.db mlruns spark-warehouse metastore_db derby.log .pytest_cache .ruff_cache build *.egg-info
+	rm -rf lake data reports cluster-demo connect-demo dist mlflow.db mlruns spark-warehouse metastore_db derby.log .pytest_cache .ruff_cache build *.egg-info

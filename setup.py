@@ -35,7 +35,15 @@ setup(
         "scipy==1.17.1",
     ],
     extras_require={
-        "spark": [f"pyspark=={PYSPARK_VERSION}", f"delta-spark=={DELTA_VERSION}"],
+        # With Spark Connect's client libraries (pyspark[connect]): `segment` runs as a client
+        # of a Spark Connect server when SPARK_REMOTE or spark.remote names one.
+        "spark": [
+            f"pyspark=={PYSPARK_VERSION}",
+            f"delta-spark=={DELTA_VERSION}",
+            "grpcio==1.85.3",
+            "grpcio-status==1.85.3",
+            "googleapis-common-protos==1.76.0",
+        ],
         "dev": [
             "pytest==8.4.2",
             "pytest-timeout==2.4.0",

@@ -222,6 +222,17 @@ def submit_command(
     ]
 
 
+def run_echoed(command: list[str], *, cwd: Path, env: dict[str, str], timeout: float, shown: str = "") -> str:
+    """Run `command` (raising when it fails or outlives `timeout`), printing it (as `shown` when
+    given) and then what it printed to stdout; returns that output."""
+    print("$ " + (shown or shlex.join(command)), flush=True)
+    done = subprocess.run(
+        command, check=True, cwd=cwd, env=env, stdout=subprocess.PIPE, text=True, timeout=timeout
+    )
+    print(done.stdout, flush=True)
+    return done.stdout
+
+
 @dataclass(frozen=True)
 class DemoResult:
     applications: list[dict]  # the master's completed applications
@@ -249,18 +260,7 @@ def run_demo(root: Path, customers: int, *, extra_overrides: list[str], maven_re
         env = {**user_environment(), "PYSPARK_PYTHON": sys.executable}
         for script in JOB_SCRIPTS:
             command = submit_command(cluster.master_url, wheel, jars, script=script, job_args=args)
-            print("$ " + shlex.join(command), flush=True)
-            job = subprocess.run(
-                command,
-                check=True,
-                cwd=root,
-                env=env,
-                stdout=subprocess.PIPE,
-                text=True,
-                timeout=JOB_TIMEOUT_SECONDS,
-            )
-            print(job.stdout, flush=True)
-            job_output[script] = job.stdout
+            job_output[script] = run_echoed(command, cwd=root, env=env, timeout=JOB_TIMEOUT_SECONDS)
         apps = sorted(cluster.state()["completedapps"], key=lambda app: app["starttime"])
         tasks = cluster.executor_tasks()
     print("applications the master ran:")

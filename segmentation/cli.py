@@ -14,6 +14,7 @@ import argparse
 import datetime as dt
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -230,6 +231,12 @@ def configure_logging(verbose: bool) -> None:
     )
     for noisy in ("py4j", "urllib3", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # A Spark Connect client logs every error the server returns, with its stack, before raising
+    # it, including those the code expects and handles (a table that does not exist yet). Its
+    # logger is off unless SPARK_CONNECT_LOG_LEVEL is set, but MLflow's logging set-up turns
+    # every existing logger back on; the errors that matter are raised and reported anyway.
+    if not verbose and "SPARK_CONNECT_LOG_LEVEL" not in os.environ:
+        logging.getLogger("pyspark.sql.connect.logging").setLevel(logging.CRITICAL)
 
 
 def _yaml_string(value: str) -> str:

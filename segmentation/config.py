@@ -128,8 +128,16 @@ class _Section(BaseModel):
 
 
 class SparkConfig(_Section):
-    """Used only when the job starts its own local session (never under spark-submit or Databricks)."""
+    """Used only when the job starts its own session: a local one, or a Spark Connect client when
+    `remote` (or the environment's `SPARK_REMOTE`) names a server; never under spark-submit or
+    Databricks, which hand the job their session."""
 
+    remote: Optional[str] = Field(
+        None,
+        pattern=r"^sc://",
+        description="Spark Connect server, `sc://host:port`; the environment's SPARK_REMOTE wins. "
+        "With a remote, no local Spark is started and the other `spark.*` keys are not used.",
+    )
     app_name: str = Field("customer-segmentation", description="Spark application name.")
     master: str = Field("local[*]", description="Spark master URL; `local[*]` uses every core.")
     driver_memory: str = Field(
@@ -190,6 +198,13 @@ class MlflowConfig(_Section):
         None,
         description="Artifact root, used only when the experiment is created; null: MLflow's default "
         "(./mlruns beside a SQLite store).",
+    )
+    dfs_tmpdir: Optional[str] = Field(
+        None,
+        description="Over Spark Connect: a folder both this process and the Spark server see, where "
+        "Spark ML models are saved and loaded on their way to and from MLflow (MLflow's MLFLOW_DFS_TMP, "
+        "which wins); on Databricks a Unity Catalog volume, `/Volumes/<catalog>/<schema>/<volume>/...`. "
+        "null: MLflow's default, /tmp/mlflow (a Connect server on this machine).",
     )
 
 

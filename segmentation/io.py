@@ -4,7 +4,10 @@ A table is `<lake.root>/<name>` (path-based Delta) or, when `lake.catalog` and
 `lake.schema` are set, the metastore table `catalog.schema.name` (Unity Catalog).
 Every table is created with its declared schema (`segmentation.tables`) before the first
 write, every write is checked against that schema, and every commit carries `userMetadata`
-JSON naming what produced it. Only public PySpark and Delta APIs are used.
+JSON naming what produced it. Only public PySpark APIs and Delta's SQL are used: history,
+DELETE and MERGE go through `spark.sql`, which works the same in a classic session and over
+Spark Connect (where Delta's Python `DeltaTable` API needs a server plugin that the pinned Delta
+release does not have).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 import random
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Optional, TypeVar
@@ -30,7 +34,6 @@ from delta.exceptions import (
     MetadataChangedException,
     ProtocolChangedException,
 )
-from delta.tables import DeltaTable
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -126,28 +129,37 @@ def table_ref(lake: LakeConfig, table: Table) -> TableRef:
     )
 
 
-def _delta_table(spark: SparkSession, ref: TableRef) -> DeltaTable:
-    if ref.path:
-        return DeltaTable.forPath(spark, ref.path)
-    return DeltaTable.forName(spark, ref.name)
+# Not a Delta table (or no such path): what DESCRIBE HISTORY raises, classic or over Connect.
+_NOT_A_TABLE_CONDITIONS = ("DELTA_MISSING_DELTA_TABLE", "DELTA_TABLE_ONLY_OPERATION", "PATH_NOT_FOUND")
+
+
+def _history(spark: SparkSession, ref: TableRef, limit: Optional[int] = None) -> DataFrame:
+    """The table's commits, newest first (Delta's `DESCRIBE HISTORY`)."""
+    return spark.sql(f"DESCRIBE HISTORY {ref.sql}" + (f" LIMIT {limit}" if limit else ""))
 
 
 def table_exists(spark: SparkSession, ref: TableRef) -> bool:
-    if ref.path:
-        return DeltaTable.isDeltaTable(spark, ref.path)
-    return spark.catalog.tableExists(ref.name)
+    if ref.name:
+        return spark.catalog.tableExists(ref.name)
+    try:
+        _history(spark, ref, 1).select("version").first()
+    except AnalysisException as exc:
+        if exc.getCondition() in _NOT_A_TABLE_CONDITIONS:
+            return False
+        raise
+    return True
 
 
 def table_version(spark: SparkSession, ref: TableRef) -> Optional[int]:
     """Latest committed version, or None when the table does not exist yet."""
     if not table_exists(spark, ref):
         return None
-    return _delta_table(spark, ref).history(1).select("version").first()["version"]
+    return _history(spark, ref, 1).select("version").first()["version"]
 
 
 def last_commit(spark: SparkSession, ref: TableRef) -> dict[str, Any]:
     """Version, operation metrics and userMetadata of the latest commit."""
-    row = _delta_table(spark, ref).history(1).select("version", "operationMetrics", "userMetadata").first()
+    row = _history(spark, ref, 1).select("version", "operationMetrics", "userMetadata").first()
     return {
         "version": row["version"],
         "metrics": dict(row["operationMetrics"] or {}),
@@ -161,8 +173,7 @@ def table_history(spark: SparkSession, ref: TableRef) -> list[dict[str, Any]]:
     if not table_exists(spark, ref):
         return []
     rows = (
-        _delta_table(spark, ref)
-        .history()
+        _history(spark, ref)
         .select("version", "timestamp", "operation", "operationMetrics", "userMetadata")
         .orderBy("version")
         .collect()
@@ -372,8 +383,7 @@ def check_writable(spark: SparkSession, ref: TableRef, schema: T.StructType) -> 
 def _written_by(spark: SparkSession, ref: TableRef, metadata: str) -> TableWrite:
     """Our commit among the latest few: another run may have committed right after it."""
     rows = (
-        _delta_table(spark, ref)
-        .history(20)
+        _history(spark, ref, 20)
         .filter(F.col("userMetadata") == F.lit(metadata))
         .select("version", "operationMetrics")
         .orderBy(F.desc("version"))
@@ -397,7 +407,7 @@ def delete_where(
 
     def commit() -> None:
         with _commit_metadata(spark, user_metadata):
-            _delta_table(spark, ref).delete(condition)
+            spark.sql(f"DELETE FROM {ref.sql} WHERE {condition}")
 
     with_conflict_retries(ref, commit)
 
@@ -417,15 +427,13 @@ def upsert(
     ensure_table(spark, ref)
     on = " AND ".join(f"t.`{key}` = s.`{key}`" for key in ref.table.keys)
 
+    matched = f"WHEN MATCHED AND ({when})" if when else "WHEN MATCHED"
+
     def commit() -> None:
-        with _commit_metadata(spark, user_metadata), _schema_errors(ref):
-            (
-                _delta_table(spark, ref)
-                .alias("t")
-                .merge(rows.alias("s"), on)
-                .whenMatchedUpdateAll(condition=when)
-                .whenNotMatchedInsertAll()
-                .execute()
+        with _commit_metadata(spark, user_metadata), _schema_errors(ref), _temp_view(rows) as source:
+            spark.sql(
+                f"MERGE INTO {ref.sql} t USING {source} s ON {on} "
+                f"{matched} THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
             )
 
     with_conflict_retries(ref, commit)
@@ -486,10 +494,12 @@ def merge_scd2(
     def commit() -> None:
         # Built inside the commit, so that a retry finds the changes against the table as
         # it then is.
-        target = _delta_table(spark, ref)
         now = current.withColumn("_in_new", F.lit(True)).alias("s")
         before = (
-            target.toDF().filter(F.col(IS_CURRENT)).select(key, *tracked).withColumn("_in_old", F.lit(True))
+            read_table(spark, ref)
+            .filter(F.col(IS_CURRENT))
+            .select(key, *tracked)
+            .withColumn("_in_old", F.lit(True))
         )
         joined = now.join(before.alias("t"), key, "full_outer")
         same = F.lit(True)
@@ -506,15 +516,14 @@ def merge_scd2(
             F.lit(None).cast(current.schema[key].dataType).alias("_merge_key"),
             *[F.col(key) if c == key else F.col(f"s.{c}") for c in current.columns],
         )
-        with _commit_metadata(spark, user_metadata), _schema_errors(ref):
-            (
-                target.alias("t")
-                .merge(
-                    to_close.unionByName(to_open).alias("u"), f"t.`{key}` = u._merge_key AND t.{IS_CURRENT}"
-                )
-                .whenMatchedUpdate(set={VALID_TO: F.lit(valid_from), IS_CURRENT: F.lit(False)})
-                .whenNotMatchedInsert(values={c: F.col(f"u.`{c}`") for c in current.columns} | opening)
-                .execute()
+        changes = to_close.unionByName(to_open).withColumns({f"_{c}": v for c, v in opening.items()})
+        columns = [*current.columns, *opening]
+        with _commit_metadata(spark, user_metadata), _schema_errors(ref), _temp_view(changes) as source:
+            spark.sql(
+                f"MERGE INTO {ref.sql} t USING {source} u ON t.`{key}` = u._merge_key AND t.`{IS_CURRENT}` "
+                f"WHEN MATCHED THEN UPDATE SET t.`{VALID_TO}` = u.`_{VALID_FROM}`, t.`{IS_CURRENT}` = false "
+                f"WHEN NOT MATCHED THEN INSERT ({', '.join(f'`{c}`' for c in columns)}) "
+                f"VALUES ({', '.join(f'u.`{c}`' if c in current.columns else f'u.`_{c}`' for c in columns)})"
             )
 
     # Safe to repeat: the changes are found again from the table as the retry reads it.
@@ -522,8 +531,19 @@ def merge_scd2(
 
 
 @contextlib.contextmanager
+def _temp_view(frame: DataFrame) -> Iterator[str]:
+    """`frame` as a session temporary view of a fresh name, for SQL (MERGE) to read."""
+    name = f"_segmentation_{uuid.uuid4().hex}"
+    frame.createOrReplaceTempView(name)
+    try:
+        yield name
+    finally:
+        frame.sparkSession.catalog.dropTempView(name)
+
+
+@contextlib.contextmanager
 def _commit_metadata(spark: SparkSession, user_metadata: dict[str, Any]) -> Iterator[None]:
-    """`userMetadata` for commits made through SQL or the DeltaTable API, which have no writer option."""
+    """`userMetadata` for commits made through SQL, which has no writer option."""
     key = "spark.databricks.delta.commitInfo.userMetadata"
     spark.conf.set(key, json.dumps(user_metadata, sort_keys=True, default=str))
     try:

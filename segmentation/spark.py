@@ -1,9 +1,11 @@
 """The one place that creates a SparkSession.
 
 Under spark-submit or on Databricks a session (or its gateway) already exists and owns
-master, memory and cluster settings: we return it untouched. Only on a laptop do we build
-a `local[*]` session with Delta's jars, taken offline from the local Maven repository
-where `make setup` put them.
+master, memory and cluster settings: we return it untouched. With a Spark Connect server
+named (`SPARK_REMOTE`, or `spark.remote`) we are its client and never start a JVM of our own:
+Databricks serverless and standard access mode run jobs that way. Only otherwise, on a laptop,
+do we build a `local[*]` session with Delta's jars, taken offline from the local Maven
+repository where `make setup` put them.
 """
 
 from __future__ import annotations
@@ -35,14 +37,33 @@ def get_spark(spark_cfg: SparkConfig) -> SparkSession:
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
+    remote = os.environ.get("SPARK_REMOTE") or spark_cfg.remote
+    if remote:
+        # The server's own settings hold (Delta's extension is its business); only the session
+        # time zone is ours, as in every other session.
+        return (
+            SparkSession.builder.remote(remote)
+            .config("spark.sql.session.timeZone", SESSION_CONF["spark.sql.session.timeZone"])
+            .getOrCreate()
+        )
     if is_managed_environment():
         return SparkSession.builder.getOrCreate()
     return _local_session(spark_cfg)
 
 
+def is_connect(spark: SparkSession) -> bool:
+    """True for a Spark Connect client session: no SparkContext, no JVM in this process."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def on_databricks() -> bool:
+    """True on a Databricks runtime, classic or serverless."""
+    return "DATABRICKS_RUNTIME_VERSION" in os.environ
+
+
 def is_managed_environment() -> bool:
     """True under spark-submit (its gateway is handed to Python) or on a Databricks runtime."""
-    return "PYSPARK_GATEWAY_PORT" in os.environ or "DATABRICKS_RUNTIME_VERSION" in os.environ
+    return "PYSPARK_GATEWAY_PORT" in os.environ or on_databricks()
 
 
 def delta_jars(maven_repo: str) -> list[Path]:
@@ -67,31 +88,32 @@ def default_shuffle_partitions() -> int:
     return max(4, 4 * (os.cpu_count() or 1))
 
 
+def local_session_conf(spark_cfg: SparkConfig) -> dict[str, str]:
+    """Every setting of a session this process starts on this machine; a Spark Connect server
+    started here for it (deploy/connect_server.py) gets the same, so that both compute alike."""
+    conf = {
+        "spark.master": spark_cfg.master,
+        "spark.app.name": spark_cfg.app_name,
+        "spark.jars": ",".join(str(jar) for jar in delta_jars(spark_cfg.maven_repo)),
+        **SESSION_CONF,
+        "spark.driver.memory": spark_cfg.driver_memory,
+        "spark.sql.adaptive.enabled": "true",
+        "spark.sql.adaptive.coalescePartitions.enabled": "true",
+        "spark.sql.shuffle.partitions": str(spark_cfg.shuffle_partitions or default_shuffle_partitions()),
+        "spark.ui.enabled": str(spark_cfg.ui_enabled).lower(),
+        "spark.ui.showConsoleProgress": "false",
+        "spark.databricks.delta.snapshotPartitions": "2",
+    }
+    if spark_cfg.local_dir:
+        conf["spark.local.dir"] = spark_cfg.local_dir
+    return conf | spark_cfg.extra_conf
+
+
 def _local_session(spark_cfg: SparkConfig) -> SparkSession:
     # A laptop session stays on loopback rather than on whatever the hostname resolves to, and
     # its Python workers (pandas UDFs) run this interpreter, whose packages they need.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = (
-        SparkSession.builder.master(spark_cfg.master)
-        .appName(spark_cfg.app_name)
-        .config("spark.jars", ",".join(str(jar) for jar in delta_jars(spark_cfg.maven_repo)))
-        .config(map=SESSION_CONF)
-        .config("spark.driver.memory", spark_cfg.driver_memory)
-        .config("spark.sql.adaptive.enabled", "true")
-        .config("spark.sql.adaptive.coalescePartitions.enabled", "true")
-        .config(
-            "spark.sql.shuffle.partitions",
-            str(spark_cfg.shuffle_partitions or default_shuffle_partitions()),
-        )
-        .config("spark.ui.enabled", str(spark_cfg.ui_enabled).lower())
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.databricks.delta.snapshotPartitions", "2")
-    )
-    if spark_cfg.local_dir:
-        builder = builder.config("spark.local.dir", spark_cfg.local_dir)
-    for key, value in spark_cfg.extra_conf.items():
-        builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    spark = SparkSession.builder.config(map=local_session_conf(spark_cfg)).getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark

@@ -10,11 +10,13 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import subprocess
 import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 import warnings
 from collections.abc import Iterator
 from importlib import metadata
@@ -25,18 +27,22 @@ import mlflow
 import pandas as pd
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
+from mlflow.environment_variables import MLFLOW_DFS_TMP
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
+from mlflow.models import Model, infer_signature
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from pyspark.ml import PipelineModel
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 
 from segmentation.config import AssignConfig, MlflowConfig, ModelConfig
 from segmentation.errors import InputError, StoreError
 from segmentation.lineage import ModelIdentity
 from segmentation.models import PREDICTION
+from segmentation.spark import is_connect, on_databricks
 
 _MAX_PARAM_LENGTH = 6000
+# The artifact of a model logged through a shared folder (`ServerSavedPipelineModel`).
+_SPARKML = "sparkml"
 # What a logged PipelineModel needs to be loaded as a pyfunc: the packages MLflow's inference
 # finds for it (pyspark imports scipy when it is installed). Given, pinned to this environment,
 # rather than inferred: MLflow infers them by loading the model again in a new Python process
@@ -71,6 +77,8 @@ def configure(settings: MlflowConfig, *, writes: bool = False) -> str:
     read-only SQLite file is readable)."""
     uri = tracking_uri(settings)
     _probe(uri)
+    if settings.dfs_tmpdir:
+        os.environ.setdefault(MLFLOW_DFS_TMP.name, settings.dfs_tmpdir)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(_USER_URIS["MLFLOW_REGISTRY_URI"] or settings.registry_uri or uri)
     with store_errors(uri):
@@ -222,17 +230,84 @@ def log_spark_model(
     with warnings.catch_warnings():  # segment ids are integers and never missing
         warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer", UserWarning)
         signature = infer_signature(example_input, example_output)
+    logged = dict(
+        signature=signature,
+        input_example=example_input,
+        pip_requirements=[f"{package}=={metadata.version(package)}" for package in MODEL_REQUIREMENTS],
+        registered_model_name=registered_name,
+    )
     with mlflow.start_run(run_id=run_id, nested=True):
-        info = mlflow.spark.log_model(
-            model,
-            "model",
-            signature=signature,
-            input_example=example_input,
-            pip_requirements=[f"{package}=={metadata.version(package)}" for package in MODEL_REQUIREMENTS],
-            registered_model_name=registered_name,
-        )
+        if _through_shared_folder(example.sparkSession):
+            with _shared_folder() as shared:
+                saved = shared / _SPARKML
+                model.write().save(str(saved))  # written by the Spark Connect server
+                _check_shared(saved)
+                info = mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=ServerSavedPipelineModel(),
+                    artifacts={_SPARKML: str(saved)},
+                    **logged,
+                )
+        else:
+            info = mlflow.spark.log_model(model, "model", **logged)
     version = getattr(info, "registered_model_version", None)
     return str(version) if version is not None else None
+
+
+class ServerSavedPipelineModel(mlflow.pyfunc.PythonModel):
+    """A PipelineModel logged over Spark Connect outside Databricks.
+
+    MLflow's Spark flavour moves a model between the Spark server's file system and the
+    artifact store through the JVM of the Python process, which a Spark Connect client does not
+    have; MLflow supports Connect only on Databricks, through a Unity Catalog volume. Here the
+    server saves the model in Spark ML's own format to a folder this process also sees
+    (`mlflow.dfs_tmpdir`), and those files are the pyfunc's artifact; `load_model` hands them
+    back to the server the same way."""
+
+    def load_context(self, context: Any) -> None:
+        self.model = PipelineModel.load(context.artifacts[_SPARKML])
+
+    def predict(self, context: Any, model_input: pd.DataFrame) -> pd.DataFrame:
+        spark = SparkSession.getActiveSession()
+        return self.model.transform(spark.createDataFrame(model_input)).select(PREDICTION).toPandas()
+
+
+def _through_shared_folder(spark: SparkSession) -> bool:
+    return is_connect(spark) and not on_databricks()
+
+
+@contextlib.contextmanager
+def _shared_folder() -> Iterator[Path]:
+    """A fresh folder under MLFLOW_DFS_TMP (`mlflow.dfs_tmpdir`), removed afterwards."""
+    folder = Path(MLFLOW_DFS_TMP.get()) / f"segmentation-{uuid.uuid4().hex}"
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _check_shared(saved: Path) -> None:
+    if not saved.is_dir():
+        raise StoreError(
+            f"the Spark Connect server saved the model to {saved}, which this process does not see; "
+            "set mlflow.dfs_tmpdir (or MLFLOW_DFS_TMP) to a folder the server and this process share"
+        )
+
+
+def _load_spark_model(spark: SparkSession, uri: str) -> PipelineModel:
+    """`uri`'s PipelineModel: through MLflow's Spark flavour, or over Spark Connect outside
+    Databricks by handing the server the model's Spark ML files in a shared folder (either
+    flavour: `ServerSavedPipelineModel`'s artifact, or the Spark flavour's model data)."""
+    if not _through_shared_folder(spark):
+        return mlflow.spark.load_model(uri)
+    with _shared_folder() as shared:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(shared)))
+        flavors = Model.load(str(local)).flavors
+        if "spark" in flavors:
+            saved = local / flavors["spark"]["model_data"]
+        else:
+            saved = local / flavors["python_function"]["artifacts"][_SPARKML]["path"]
+        return PipelineModel.load(str(saved))
 
 
 def _now_ms() -> int:
@@ -262,7 +337,9 @@ def register_champion(
     return version
 
 
-def load_model(model: ModelConfig, choice: AssignConfig) -> tuple[PipelineModel, ModelIdentity]:
+def load_model(
+    spark: SparkSession, model: ModelConfig, choice: AssignConfig
+) -> tuple[PipelineModel, ModelIdentity]:
     """The scoring model by run id, by registered version, or (default) by alias."""
     client = MlflowClient()
     name = model.registered_name
@@ -282,7 +359,7 @@ def load_model(model: ModelConfig, choice: AssignConfig) -> tuple[PipelineModel,
             )
             identity = ModelIdentity(name, str(found.version), found.run_id)
             uri = f"models:/{name}/{found.version}"
-        return mlflow.spark.load_model(uri), identity
+        return _load_spark_model(spark, uri), identity
     except MlflowException as exc:
         if exc.error_code not in _NOT_FOUND:
             raise StoreError(

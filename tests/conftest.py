@@ -34,16 +34,19 @@ LAKE_TABLES = (
 )
 
 
+# The test session's settings; a Spark Connect server a test starts gets the same
+# (tests/test_connect.py), so that both compute alike.
+SPARK_CONFIG = SparkConfig(
+    master="local[2]",
+    driver_memory="2g",
+    shuffle_partitions=2,
+    maven_repo=os.environ.get("MAVEN_REPO", "~/.m2/repository"),
+)
+
+
 @pytest.fixture(scope="session")
 def spark() -> SparkSession:
-    session = get_spark(
-        SparkConfig(
-            master="local[2]",
-            driver_memory="2g",
-            shuffle_partitions=2,
-            maven_repo=os.environ.get("MAVEN_REPO", "~/.m2/repository"),
-        )
-    )
+    session = get_spark(SPARK_CONFIG)
     # Every `segment` process a test starts (fault trials, end to end, notebooks, the cluster's
     # driver) inherits this: a JVM living about a minute on a few hundred customers, where C2's
     # compiler threads compete with the work for the two cores. On 400 customers, alternating

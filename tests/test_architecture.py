@@ -106,6 +106,32 @@ def test_no_private_spark_handles(path):
     assert private == [], f"{path.name}: private Spark internals (not there under Spark Connect)"
 
 
+# What a Spark Connect client does not have: a SparkContext, RDDs, and Delta's Python API
+# (Delta publishes no Connect server plugin for Spark 4.0). The one SparkContext in the library
+# is the local session's, which is never built when a remote is configured.
+NOT_OVER_CONNECT = {"sparkContext", "rdd", "SparkContext"}
+CLASSIC_ONLY = {("segmentation/spark.py", "sparkContext")}
+
+
+@pytest.mark.parametrize("path", LIBRARY_AND_JOBS, ids=lambda path: str(path.relative_to(PROJECT)))
+def test_nothing_a_spark_connect_client_lacks(path):
+    tree = ast.parse(path.read_text())
+    relative = str(path.relative_to(PROJECT))
+    used = sorted(
+        (node.lineno, name)
+        for node in ast.walk(tree)
+        for name in [getattr(node, "attr", None) or getattr(node, "id", None)]
+        if name in NOT_OVER_CONNECT and (relative, name) not in CLASSIC_ONLY
+    )
+    assert used == [], f"{relative}: not available over Spark Connect"
+    delta_python_api = [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module in ("delta.tables", "delta")
+    ]
+    assert delta_python_api == [], f"{relative}: Delta's Python API (use Delta's SQL through spark.sql)"
+
+
 def column_literals(source: str) -> list[tuple[int, str]]:
     """(line, name) of every column name written as a string literal where Spark reads a
     column: an argument of a column-taking call, or a subscript (`row["customer_id"]`)."""

@@ -1,6 +1,6 @@
-"""The Databricks Asset Bundle, validated offline: the job definition is a valid JobSettings,
-its tasks run entry points the wheel really has, with parameters the CLI really accepts, in
-the pipeline's order."""
+"""The Databricks Asset Bundle, validated offline for each target: the job definition is a
+valid JobSettings, its tasks run entry points the wheel really has, with parameters the CLI
+really accepts, in the pipeline's order, on a job cluster (dev, prod) or serverless."""
 
 from __future__ import annotations
 
@@ -25,17 +25,41 @@ from segmentation.stages.pipeline import STAGES
 PROJECT = Path(__file__).resolve().parent.parent
 VARIABLE = re.compile(r"\$\{var\.(\w+)\}")
 JOB_PARAMETER = re.compile(r"\{\{job\.parameters\.(\w+)\}\}")
+TARGETS = ("dev", "prod", "serverless")
+WHEEL = "./dist/*.whl"  # the artifact's wheel, relative to databricks.yml, where the targets name it
+# How the bundle merges a target's sequences into the top-level ones: item by item, by key.
+MERGE_KEYS = {"tasks": "task_key", "job_clusters": "job_cluster_key", "environments": "environment_key"}
 
 
-def load_bundle() -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """databricks.yml and the jobs of the files it includes, with `${var.*}` at their defaults."""
+def load_bundle(target: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """databricks.yml and the jobs of the files it includes, with the target's resources merged
+    in and `${var.*}` at their defaults."""
     bundle = yaml.safe_load((PROJECT / "databricks.yml").read_text())
     defaults = {name: spec["default"] for name, spec in bundle["variables"].items()}
     jobs: dict[str, dict[str, Any]] = {}
     for pattern in bundle["include"]:
         for path in sorted(PROJECT.glob(pattern)):
             jobs.update(yaml.safe_load(path.read_text())["resources"]["jobs"])
-    return bundle, _substitute(jobs, defaults)
+    overrides = bundle["targets"][target].get("resources", {}).get("jobs", {})
+    assert set(overrides) <= set(jobs), "a target may only add to the jobs the bundle defines"
+    return bundle, _substitute(_merge(jobs, overrides), defaults)
+
+
+def _merge(base: Any, override: Any, key: str = "") -> Any:
+    if isinstance(base, dict) and isinstance(override, dict):
+        return {
+            k: _merge(base[k], override[k], k)
+            if k in base and k in override
+            else override.get(k, base.get(k))
+            for k in [*base, *(k for k in override if k not in base)]
+        }
+    if isinstance(base, list) and isinstance(override, list) and key in MERGE_KEYS:
+        by = MERGE_KEYS[key]
+        merged = {item[by]: item for item in base}
+        for item in override:
+            merged[item[by]] = _merge(merged[item[by]], item) if item[by] in merged else item
+        return list(merged.values())
+    return override
 
 
 def _substitute(node: Any, defaults: dict[str, Any]) -> Any:
@@ -51,10 +75,11 @@ def _substitute(node: Any, defaults: dict[str, Any]) -> Any:
     return node
 
 
-@pytest.fixture(scope="module")
-def bundle_job() -> dict[str, Any]:
-    bundle, jobs = load_bundle()
+@pytest.fixture(scope="module", params=TARGETS)
+def bundle_job(request) -> dict[str, Any]:
+    bundle, jobs = load_bundle(request.param)
     assert bundle["bundle"]["name"] == "customer-segmentation"
+    assert set(bundle["targets"]) == set(TARGETS)
     assert list(jobs) == ["segmentation"]
     return jobs["segmentation"]
 
@@ -92,7 +117,6 @@ def test_tasks_run_wheel_entry_points_with_parameters_the_cli_accepts(bundle_job
         wheel_task = task.python_wheel_task
         assert wheel_task.package_name == package
         assert wheel_task.entry_point in console_scripts, f"task {task.task_key}: no such entry point"
-        assert [library.whl for library in task.libraries] == ["../dist/*.whl"]
         assert console_scripts[wheel_task.entry_point] == "segmentation.cli:main"
         # The first parameter, {{task.name}}, resolves to the task's key: the subcommand.
         used_parameters |= {name for arg in wheel_task.parameters for name in JOB_PARAMETER.findall(arg)}
@@ -108,6 +132,33 @@ def test_tasks_run_wheel_entry_points_with_parameters_the_cli_accepts(bundle_job
         assert str(cfg.features.as_of_date) == job_defaults["as_of_date"]
         assert cfg.mlflow.tracking_uri == "databricks"
     assert used_parameters == set(job_defaults), "every job parameter reaches the tasks"
+
+
+def test_classic_targets_run_every_task_on_the_job_cluster_with_the_wheel():
+    for target in ("dev", "prod"):
+        settings = JobSettings.from_dict(load_bundle(target)[1]["segmentation"])
+        (cluster,) = settings.job_clusters
+        assert cluster.new_cluster.spark_version == "17.3.x-scala2.13"
+        assert cluster.new_cluster.data_security_mode.value == "SINGLE_USER"
+        assert not settings.environments
+        for task in settings.tasks:
+            assert task.job_cluster_key == cluster.job_cluster_key, (target, task.task_key)
+            assert [library.whl for library in task.libraries] == [WHEEL]
+            assert task.environment_key is None and task.new_cluster is None
+
+
+def test_serverless_target_runs_every_task_in_an_environment_with_the_wheel():
+    settings = JobSettings.from_dict(load_bundle("serverless")[1]["segmentation"])
+    # Serverless jobs compute: no cluster of any kind, no task libraries (serverless takes
+    # none); each task names the environment that installs the wheel.
+    assert not settings.job_clusters
+    (environment,) = settings.environments
+    assert environment.spec.environment_version == "4"
+    assert environment.spec.dependencies == [WHEEL]
+    for task in settings.tasks:
+        assert task.environment_key == environment.environment_key, task.task_key
+        assert task.job_cluster_key is None and task.new_cluster is None and task.existing_cluster_id is None
+        assert not task.libraries
 
 
 def test_task_graph_is_acyclic_and_in_pipeline_order(bundle_job):

@@ -212,7 +212,7 @@ def _score(cfg: Config, spark: SparkSession) -> _Scored:
     as_of_date = cfg.features.as_of_date
     features, features_version = read_customer_features(spark, cfg)
     tracking.configure(cfg.mlflow)
-    model, identity = tracking.load_model(cfg.model, cfg.assign)
+    model, identity = tracking.load_model(spark, cfg.model, cfg.assign)
     missing = [column for column in feature_columns_of(model) if column not in features.columns]
     if missing:
         raise InputError(
