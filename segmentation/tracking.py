@@ -44,10 +44,13 @@ _MAX_PARAM_LENGTH = 6000
 # The artifact of a model logged through a shared folder (`ServerSavedPipelineModel`).
 _SPARKML = "sparkml"
 # What a logged PipelineModel needs to be loaded as a pyfunc: the packages MLflow's inference
-# finds for it (pyspark imports scipy when it is installed). Given, pinned to this environment,
-# rather than inferred: MLflow infers them by loading the model again in a new Python process
-# with its own Spark session (`segment train` on 400 customers: 72.5 s inferring, 50.9 s given).
+# finds for it (pyspark imports scipy, and Spark Connect's grpcio-status, when they are
+# installed; the second only where Spark Connect's client libraries are). Given, pinned to this
+# environment, rather than inferred: MLflow infers them by loading the model again in a new
+# Python process with its own Spark session (`segment train` on 400 customers: 72.5 s
+# inferring, 50.9 s given).
 MODEL_REQUIREMENTS = ("mlflow", "numpy", "pandas", "pyarrow", "pyspark", "scipy")
+MODEL_REQUIREMENTS_WHEN_INSTALLED = ("grpcio-status",)
 _PROBE_SECONDS = 10
 # What the registry answers for a model, version or alias it does not have.
 _NOT_FOUND = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}
@@ -233,7 +236,7 @@ def log_spark_model(
     logged = dict(
         signature=signature,
         input_example=example_input,
-        pip_requirements=[f"{package}=={metadata.version(package)}" for package in MODEL_REQUIREMENTS],
+        pip_requirements=model_requirements(),
         registered_model_name=registered_name,
     )
     with mlflow.start_run(run_id=run_id, nested=True):
@@ -252,6 +255,18 @@ def log_spark_model(
             info = mlflow.spark.log_model(model, "model", **logged)
     version = getattr(info, "registered_model_version", None)
     return str(version) if version is not None else None
+
+
+def model_requirements() -> list[str]:
+    """`MODEL_REQUIREMENTS`, and those of `MODEL_REQUIREMENTS_WHEN_INSTALLED` that are, pinned."""
+    pinned = []
+    for package in (*MODEL_REQUIREMENTS, *MODEL_REQUIREMENTS_WHEN_INSTALLED):
+        try:
+            pinned.append(f"{package}=={metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            if package in MODEL_REQUIREMENTS:
+                raise
+    return pinned
 
 
 class ServerSavedPipelineModel(mlflow.pyfunc.PythonModel):

@@ -112,6 +112,10 @@ def test_databricks_overlay_switches_to_catalog_tables():
             r"'model.pca_components' must be between 1 and the 4 feature columns, got 5",
         ),
         ("spark.driver_memory=lots", r"config key 'spark.driver_memory' must match .*, got 'lots'"),
+        (
+            "spark.remote=127.0.0.1:15002",
+            r"config key 'spark.remote' must match .*sc://.*, got '127.0.0.1:15002'",
+        ),
     ],
 )
 def test_bad_values_name_the_key(override, message):

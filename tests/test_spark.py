@@ -6,13 +6,18 @@ import pytest
 
 from segmentation.config import SparkConfig
 from segmentation.errors import ConfigError
-from segmentation.spark import delta_jars, get_spark
+from segmentation.spark import delta_jars, get_spark, is_connect
 
 
 def test_existing_session_is_returned_untouched(spark):
     again = get_spark(SparkConfig(master="local[1]", driver_memory="1g"))
     assert again is spark
     assert spark.conf.get("spark.master") == "local[2]"
+
+
+def test_a_classic_session_is_not_taken_for_a_spark_connect_one(spark):
+    # tests/test_connect.py runs every command against a real server: there is_connect is true.
+    assert not is_connect(spark)
 
 
 def test_local_session_has_delta_and_aqe(spark, tmp_path):

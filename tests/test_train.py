@@ -124,7 +124,7 @@ def test_sweep_recovers_the_planted_personas_and_logs_one_child_run_per_fit(spar
     assert trained.registered == RegisteredModel(cfg.model.registered_name, str(version.version), "champion")
     assert trained.leaderboard[0].run_id == champion_run.info.run_id
     assert {row.run_id for row in trained.leaderboard} == {run.info.run_id for run in children}
-    # The champion's requirements are given (tracking.MODEL_REQUIREMENTS), not inferred: they
+    # The champion's requirements are given (tracking.model_requirements()), not inferred: they
     # must be what MLflow's own inference finds for it.
     model_dir = Path(mlflow.artifacts.download_artifacts(f"models:/{cfg.model.registered_name}@champion"))
     inferred = mlflow.models.infer_pip_requirements(str(model_dir), "spark", fallback=[])
