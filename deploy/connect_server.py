@@ -17,8 +17,6 @@ import argparse
 import contextlib
 import os
 import shlex
-import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -26,7 +24,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy.standalone_cluster import HOST, PROJECT, SPARK_HOME, free_port, run_echoed
+from deploy.standalone_cluster import (
+    HOST,
+    PROJECT,
+    SPARK_HOME,
+    free_port,
+    remove_outputs,
+    run_echoed,
+    stop_process_groups,
+)
 from segmentation.config import SparkConfig, overrides_under
 from segmentation.spark import local_session_conf
 from segmentation.tracking import user_environment
@@ -98,14 +104,8 @@ class ConnectServer:
         raise RuntimeError(f"the Spark Connect server did not start in {timeout:.0f} s; see {self.log}")
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        if self.process is not None:
+            stop_process_groups([self.process])
 
     @contextlib.contextmanager
     def running(self) -> Iterator[ConnectServer]:
@@ -122,13 +122,12 @@ def run_segment(url: str, root: Path, args: list[str], *, through: str = "enviro
     command = [str(Path(sys.executable).parent / "segment"), *args]
     env = {**user_environment(), "JAVA_HOME": NO_JVM}
     env.pop("SPARK_REMOTE", None)
-    shown = shlex.join(command)
+    shown = ""  # the command itself
     if through == "environment":
         env["SPARK_REMOTE"] = url
-        shown = f"SPARK_REMOTE={url} {shown}"
+        shown = f"SPARK_REMOTE={url} {shlex.join(command)}"
     else:
         command.append(f"--set=spark.remote={url}")
-        shown = shlex.join(command)
     return run_echoed(command, cwd=root, env=env, timeout=COMMAND_TIMEOUT_SECONDS, shown=shown)
 
 
@@ -140,12 +139,7 @@ def run_demo(root: Path, customers: int, *, spark: SparkConfig, extra_overrides:
     `diff` two assignments to compare. `history`, `show` and `diff` name the server by the config
     key `spark.remote`, the others by SPARK_REMOTE; no client has a Java to start a JVM with."""
     root = root.resolve()
-    for stale in ("lake", "raw", "mlflow.db", "mlruns", "reports"):
-        path = root / stale
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
+    remove_outputs(root, ("lake", "raw", "mlflow.db", "mlruns", "reports"))
     root.mkdir(parents=True, exist_ok=True)
     sets = [f"--set={override}" for override in [*overrides_under(root), *extra_overrides]]
     earlier = "--set=features.as_of_date=2025-11-30"

@@ -130,15 +130,7 @@ class StandaloneCluster:
             return json.load(response)
 
     def stop(self) -> None:
-        for process in reversed(self.processes):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_process_groups(list(reversed(self.processes)))  # the workers before the master
         self.processes.clear()
 
     def executor_tasks(self) -> dict[str, int]:
@@ -159,6 +151,30 @@ class StandaloneCluster:
             yield self
         finally:
             self.stop()
+
+
+def stop_process_groups(processes: list[subprocess.Popen]) -> None:
+    """SIGTERM to each process's group (each was started in a session of its own), in order;
+    SIGKILL to a group whose leader has not exited 30 s later."""
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def remove_outputs(root: Path, names: tuple[str, ...]) -> None:
+    """Remove what an earlier demo left under `root`: each name a folder or a file."""
+    for name in names:
+        path = root / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
 
 
 def build_wheel(dest: Path) -> Path:
@@ -243,12 +259,7 @@ class DemoResult:
 def run_demo(root: Path, customers: int, *, extra_overrides: list[str], maven_repo: str) -> DemoResult:
     """Generate and run the whole pipeline on a fresh standalone cluster. Raises when a job fails."""
     root = root.resolve()
-    for stale in ("lake", "raw", "mlflow.db", "mlruns", "reports", "cluster"):
-        path = root / stale
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
+    remove_outputs(root, ("lake", "raw", "mlflow.db", "mlruns", "reports", "cluster"))
     overrides = [*overrides_under(root), f"generate.customers={customers}", *extra_overrides]
     jars = delta_jars(maven_repo)
     wheel = build_wheel(root / "dist")

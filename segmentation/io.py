@@ -138,23 +138,27 @@ def _history(spark: SparkSession, ref: TableRef, limit: Optional[int] = None) ->
     return spark.sql(f"DESCRIBE HISTORY {ref.sql}" + (f" LIMIT {limit}" if limit else ""))
 
 
+def _latest_version(spark: SparkSession, ref: TableRef) -> Optional[int]:
+    """The latest commit's version, or None when there is no Delta table at `ref`."""
+    try:
+        return _history(spark, ref, 1).select("version").first()["version"]
+    except AnalysisException as exc:
+        if exc.getCondition() in _NOT_A_TABLE_CONDITIONS:
+            return None
+        raise
+
+
 def table_exists(spark: SparkSession, ref: TableRef) -> bool:
     if ref.name:
         return spark.catalog.tableExists(ref.name)
-    try:
-        _history(spark, ref, 1).select("version").first()
-    except AnalysisException as exc:
-        if exc.getCondition() in _NOT_A_TABLE_CONDITIONS:
-            return False
-        raise
-    return True
+    return _latest_version(spark, ref) is not None
 
 
 def table_version(spark: SparkSession, ref: TableRef) -> Optional[int]:
     """Latest committed version, or None when the table does not exist yet."""
-    if not table_exists(spark, ref):
+    if ref.name and not spark.catalog.tableExists(ref.name):
         return None
-    return _history(spark, ref, 1).select("version").first()["version"]
+    return _latest_version(spark, ref)
 
 
 def last_commit(spark: SparkSession, ref: TableRef) -> dict[str, Any]:

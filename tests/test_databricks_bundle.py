@@ -47,12 +47,10 @@ def load_bundle(target: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]
 
 def _merge(base: Any, override: Any, key: str = "") -> Any:
     if isinstance(base, dict) and isinstance(override, dict):
-        return {
-            k: _merge(base[k], override[k], k)
-            if k in base and k in override
-            else override.get(k, base.get(k))
-            for k in [*base, *(k for k in override if k not in base)]
-        }
+        merged = dict(base)
+        for k, value in override.items():
+            merged[k] = _merge(base[k], value, k) if k in base else value
+        return merged
     if isinstance(base, list) and isinstance(override, list) and key in MERGE_KEYS:
         by = MERGE_KEYS[key]
         merged = {item[by]: item for item in base}
