@@ -7,9 +7,11 @@ PYTHON      ?= python3
 VENV        := .venv
 BIN         := $(VENV)/bin
 MAVEN_REPO  ?= $(HOME)/.m2/repository
-DELTA_VERSION := $(shell sed -n 's/^DELTA_VERSION = "\(.*\)"/\1/p' setup.py)
-DELTA_JARS  := $(MAVEN_REPO)/io/delta/delta-spark_2.13/$(DELTA_VERSION)/delta-spark_2.13-$(DELTA_VERSION).jar \
-               $(MAVEN_REPO)/io/delta/delta-storage/$(DELTA_VERSION)/delta-storage-$(DELTA_VERSION).jar
+# The Delta jars (segmentation/jars.py lists them) for the pyspark and Delta pinned in setup.py.
+JARS        := $(PYTHON) segmentation/jars.py --maven-repo $(MAVEN_REPO) \
+               --pyspark $(shell sed -n 's/^PYSPARK_VERSION = "\(.*\)"/\1/p' setup.py) \
+               --delta $(shell sed -n 's/^DELTA_VERSION = "\(.*\)"/\1/p' setup.py)
+DELTA_JARS  := $(shell $(JARS))
 SEGMENT     := $(BIN)/segment
 CONF        ?=
 SET         ?=
@@ -31,9 +33,9 @@ $(VENV)/.installed: setup.py constraints.txt
 	$(BIN)/pip install --quiet --no-deps lifetimes==0.11.3
 	touch $@
 
-$(MAVEN_REPO)/io/delta/%.jar:
+$(DELTA_JARS):
 	mvn --batch-mode --quiet -Dmaven.repo.local=$(MAVEN_REPO) dependency:get \
-	    -Dartifact=io.delta:$(word 1,$(subst /, ,$*)):$(DELTA_VERSION) -Dtransitive=false
+	    -Dartifact=$$($(JARS) --coordinate-of $@) -Dtransitive=false
 
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq

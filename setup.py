@@ -1,14 +1,15 @@
 """Customer segmentation on Apache Spark: bronze -> silver -> sweep -> gold.
 
-Versions are pinned here and only here. Delta's jar line must match Spark's minor
-version (Delta 4.0.x runs on Spark 4.0.x, the pair behind Databricks Runtime 17.3 LTS);
-the Makefile fetches the Delta jars of the same version with Maven.
+Versions are pinned here and only here. Spark 4.1 is the Spark of Databricks Runtime 18 LTS;
+Delta 4.4.0 is the newest Delta for it whose jars Maven Central serves (delta-spark's jar is
+built per Spark line, delta-spark_4.1_2.13). The Makefile fetches the Delta jars of the same
+versions with Maven (segmentation/jars.py lists them).
 """
 
 from setuptools import find_packages, setup
 
-PYSPARK_VERSION = "4.0.1"
-DELTA_VERSION = "4.0.1"
+PYSPARK_VERSION = "4.1.4"
+DELTA_VERSION = "4.4.0"
 
 setup(
     name="customer-segmentation",
@@ -24,7 +25,7 @@ setup(
     # its own pyspark and Delta, and installing another over it breaks the runtime. The local
     # set-up installs them with the `spark` extra (Makefile).
     install_requires=[
-        "mlflow==3.5.1",
+        "mlflow==3.17.2",
         "numpy==2.2.6",
         "pandas==2.3.3",
         "matplotlib==3.11.2",

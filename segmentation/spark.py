@@ -19,8 +19,7 @@ from pyspark.sql import SparkSession
 
 from segmentation.config import SparkConfig
 from segmentation.errors import ConfigError
-
-DELTA_ARTIFACTS = ("delta-spark_2.13", "delta-storage")
+from segmentation.jars import delta_coordinates, jar_path
 
 # What every session of ours needs beyond the jars. A local session sets these itself; under
 # spark-submit they are `--conf` arguments (see deploy/standalone_cluster.py), because the
@@ -67,13 +66,11 @@ def is_managed_environment() -> bool:
 
 
 def delta_jars(maven_repo: str) -> list[Path]:
-    """Paths of the Delta jars matching the installed delta-spark, in the local Maven repository."""
-    delta_version = version("delta-spark")
+    """Paths of the Delta jars matching the installed pyspark and delta-spark, in the local Maven
+    repository."""
     repo = Path(os.path.expanduser(maven_repo))
-    jars = [
-        repo / "io" / "delta" / artifact / delta_version / f"{artifact}-{delta_version}.jar"
-        for artifact in DELTA_ARTIFACTS
-    ]
+    coordinates = delta_coordinates(version("pyspark"), version("delta-spark"))
+    jars = [jar_path(repo, coordinate) for coordinate in coordinates]
     missing = [str(jar) for jar in jars if not jar.is_file()]
     if missing:
         raise ConfigError(

@@ -136,7 +136,7 @@ def test_classic_targets_run_every_task_on_the_job_cluster_with_the_wheel():
     for target in ("dev", "prod"):
         settings = JobSettings.from_dict(load_bundle(target)[1]["segmentation"])
         (cluster,) = settings.job_clusters
-        assert cluster.new_cluster.spark_version == "17.3.x-scala2.13"
+        assert cluster.new_cluster.spark_version == "18.x-scala2.13"
         assert cluster.new_cluster.data_security_mode.value == "SINGLE_USER"
         assert not settings.environments
         for task in settings.tasks:
@@ -151,7 +151,7 @@ def test_serverless_target_runs_every_task_in_an_environment_with_the_wheel():
     # none); each task names the environment that installs the wheel.
     assert not settings.job_clusters
     (environment,) = settings.environments
-    assert environment.spec.environment_version == "4"
+    assert environment.spec.environment_version == "5"
     assert environment.spec.dependencies == [WHEEL]
     for task in settings.tasks:
         assert task.environment_key == environment.environment_key, task.task_key

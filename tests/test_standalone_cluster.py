@@ -42,7 +42,7 @@ def test_pipeline_runs_on_executors_of_a_standalone_cluster(spark, tmp_path, cap
     assert "champion: kmeans k=" in pipeline, pipeline
     assert "registered: customer-segmentation version 1" in pipeline, pipeline
     assert f"--py-files {tmp_path}/dist/customer_segmentation-" in printed
-    assert "delta-spark_2.13" in printed and "--master spark://127.0.0.1:" in printed
+    assert "delta-spark_4.1_2.13" in printed and "--master spark://127.0.0.1:" in printed
     # The scripts went to spark-submit as files; the wheel holds the library (the CLI they
     # call included) and nothing else of the checkout.
     for script in JOB_SCRIPTS:
