@@ -36,14 +36,12 @@ setup(
         "scipy==1.17.1",
     ],
     extras_require={
-        # With Spark Connect's client libraries (pyspark[connect]): `segment` runs as a client
-        # of a Spark Connect server when SPARK_REMOTE or spark.remote names one.
+        # With Spark Connect's client libraries (pyspark's `connect` extra: grpcio, zstandard,
+        # ..., pinned in constraints.txt): `segment` runs as a client of a Spark Connect server
+        # when SPARK_REMOTE or spark.remote names one.
         "spark": [
-            f"pyspark=={PYSPARK_VERSION}",
+            f"pyspark[connect]=={PYSPARK_VERSION}",
             f"delta-spark=={DELTA_VERSION}",
-            "grpcio==1.85.3",
-            "grpcio-status==1.85.3",
-            "googleapis-common-protos==1.76.0",
         ],
         "dev": [
             "pytest==8.4.2",

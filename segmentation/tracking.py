@@ -44,13 +44,12 @@ _MAX_PARAM_LENGTH = 6000
 # The artifact of a model logged through a shared folder (`ServerSavedPipelineModel`).
 _SPARKML = "sparkml"
 # What a logged PipelineModel needs to be loaded as a pyfunc: the packages MLflow's inference
-# finds for it (pyspark imports scipy, and Spark Connect's grpcio-status, when they are
-# installed; the second only where Spark Connect's client libraries are). Given, pinned to this
-# environment, rather than inferred: MLflow infers them by loading the model again in a new
-# Python process with its own Spark session (`segment train` on 400 customers: 72.5 s
-# inferring, 50.9 s given).
+# finds for it (pyspark imports scipy when it is installed; mlflow 3.5.1 also found Spark
+# Connect's grpcio-status, 3.17.2 does not: tests/test_train.py holds the two equal). Given,
+# pinned to this environment, rather than inferred: MLflow infers them by loading the model
+# again in a new Python process with its own Spark session (`segment train` on 400 customers:
+# 72.5 s inferring, 50.9 s given).
 MODEL_REQUIREMENTS = ("mlflow", "numpy", "pandas", "pyarrow", "pyspark", "scipy")
-MODEL_REQUIREMENTS_WHEN_INSTALLED = ("grpcio-status",)
 _PROBE_SECONDS = 10
 # What the registry answers for a model, version or alias it does not have.
 _NOT_FOUND = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}
@@ -258,15 +257,8 @@ def log_spark_model(
 
 
 def model_requirements() -> list[str]:
-    """`MODEL_REQUIREMENTS`, and those of `MODEL_REQUIREMENTS_WHEN_INSTALLED` that are, pinned."""
-    pinned = []
-    for package in (*MODEL_REQUIREMENTS, *MODEL_REQUIREMENTS_WHEN_INSTALLED):
-        try:
-            pinned.append(f"{package}=={metadata.version(package)}")
-        except metadata.PackageNotFoundError:
-            if package in MODEL_REQUIREMENTS:
-                raise
-    return pinned
+    """`MODEL_REQUIREMENTS` pinned to the versions installed here."""
+    return [f"{package}=={metadata.version(package)}" for package in MODEL_REQUIREMENTS]
 
 
 class ServerSavedPipelineModel(mlflow.pyfunc.PythonModel):
