@@ -13,6 +13,7 @@ release does not have).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -34,7 +35,7 @@ from delta.exceptions import (
     MetadataChangedException,
     ProtocolChangedException,
 )
-from pyspark.errors import AnalysisException
+from pyspark.errors import AnalysisException, PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -545,15 +546,37 @@ def _temp_view(frame: DataFrame) -> Iterator[str]:
         frame.sparkSession.catalog.dropTempView(name)
 
 
+COMMIT_METADATA_PROPERTY = "spark.databricks.delta.commitInfo.userMetadata"
+# What a Databricks serverless session raises for a Spark property a job may not set.
+_PROPERTY_REFUSED = "CONFIG_NOT_AVAILABLE"
+
+
+@functools.cache
+def _warn_property_refused() -> None:
+    """Once per process: a serverless job makes many SQL commits."""
+    log.warning("this Spark server refuses %s: SQL commits carry no userMetadata", COMMIT_METADATA_PROPERTY)
+
+
 @contextlib.contextmanager
 def _commit_metadata(spark: SparkSession, user_metadata: dict[str, Any]) -> Iterator[None]:
-    """`userMetadata` for commits made through SQL, which has no writer option."""
-    key = "spark.databricks.delta.commitInfo.userMetadata"
-    spark.conf.set(key, json.dumps(user_metadata, sort_keys=True, default=str))
+    """`userMetadata` for commits made through SQL, which has no writer option.
+
+    Databricks serverless lets a job set only a short list of Spark properties, and this one is
+    not on it. On SQL commits the metadata is an audit trail (`segment history`) that nothing
+    reads back to decide anything (recovery reads the writer option's), so a server that refuses
+    the property gets the commit without it rather than a failed stage."""
+    try:
+        spark.conf.set(COMMIT_METADATA_PROPERTY, json.dumps(user_metadata, sort_keys=True, default=str))
+    except PySparkException as exc:
+        if exc.getCondition() != _PROPERTY_REFUSED:
+            raise
+        _warn_property_refused()
+        yield
+        return
     try:
         yield
     finally:
-        spark.conf.unset(key)
+        spark.conf.unset(COMMIT_METADATA_PROPERTY)
 
 
 def read_source(spark: SparkSession, source: SourceInput, *, table: str) -> DataFrame:

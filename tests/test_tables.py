@@ -8,13 +8,24 @@ import datetime as dt
 
 import pytest
 from deltalake import DeltaTable as DeltaRsTable
+from pyspark.errors import AnalysisException
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
 from segmentation.config import LakeConfig
 from segmentation.errors import SchemaError
-from segmentation.io import read_table, table_exists, table_history, table_ref, table_version, write_table
+from segmentation.io import (
+    COMMIT_METADATA_PROPERTY,
+    delete_where,
+    read_table,
+    table_exists,
+    table_history,
+    table_ref,
+    table_version,
+    upsert,
+    write_table,
+)
 from segmentation.tables import (
     ALL_TABLES,
     ASSIGNMENT_ID,
@@ -229,3 +240,42 @@ def test_a_table_written_by_an_earlier_contract_gains_the_columns_declared_since
 
 def table_history_operations(spark, ref) -> list[str]:
     return [commit["operation"] for commit in table_history(spark, ref)]
+
+
+def test_a_server_that_refuses_the_commit_metadata_property_still_commits(spark, lake, monkeypatch, caplog):
+    """Databricks serverless refuses `spark.conf.set` of most Spark properties, Delta's
+    commitInfo.userMetadata among them, with CONFIG_NOT_AVAILABLE: the SQL commits (CREATE,
+    MERGE, DELETE) go ahead without their metadata, and the writer's commits keep theirs."""
+    conf_set = spark.conf.set
+
+    def serverless_set(key, value):
+        if key == COMMIT_METADATA_PROPERTY:
+            raise AnalysisException(f"[CONFIG_NOT_AVAILABLE] {key}", errorClass="CONFIG_NOT_AVAILABLE")
+        conf_set(key, value)
+
+    monkeypatch.setattr(spark.conf, "set", serverless_set)
+    ref = table_ref(lake, SEGMENT_PROFILES)
+    rows = valid_frame(spark, SEGMENT_PROFILES)
+    upsert(spark, ref, rows, user_metadata={"stage": "test"})
+    delete_where(spark, ref, "1 = 1", user_metadata={"stage": "test"})
+    write_table(spark, ref, rows, user_metadata={"stage": "writer"})
+
+    assertDataFrameEqual(read_table(spark, ref), rows)
+    history = table_history(spark, ref)
+    assert [(c["operation"], c["user_metadata"]) for c in history] == [
+        ("CREATE TABLE", {}),
+        ("MERGE", {}),
+        ("DELETE", {}),
+        ("WRITE", {"stage": "writer"}),
+    ]
+    assert "refuses spark.databricks.delta.commitInfo.userMetadata" in caplog.text
+
+
+def test_any_other_refusal_of_the_commit_metadata_property_stops_the_commit(spark, lake, monkeypatch):
+    def failing_set(key, value):
+        raise AnalysisException("something else", errorClass="INTERNAL_ERROR")
+
+    monkeypatch.setattr(spark.conf, "set", failing_set)
+    ref = table_ref(lake, SEGMENT_PROFILES)
+    with pytest.raises(AnalysisException, match="something else"):
+        upsert(spark, ref, valid_frame(spark, SEGMENT_PROFILES), user_metadata={"stage": "test"})
