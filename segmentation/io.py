@@ -4,10 +4,11 @@ A table is `<lake.root>/<name>` (path-based Delta) or, when `lake.catalog` and
 `lake.schema` are set, the metastore table `catalog.schema.name` (Unity Catalog).
 Every table is created with its declared schema (`segmentation.tables`) before the first
 write, every write is checked against that schema, and every commit carries `userMetadata`
-JSON naming what produced it. Only public PySpark APIs and Delta's SQL are used: history,
+JSON naming what produced it (a SQL commit only where the server lets a job set Delta's
+property: `_commit_metadata`). Only public PySpark APIs and Delta's SQL are used: history,
 DELETE and MERGE go through `spark.sql`, which works the same in a classic session and over
-Spark Connect (where Delta's Python `DeltaTable` API needs a server plugin that the pinned Delta
-release does not have).
+Spark Connect (where Delta's Python `DeltaTable` API needs a server plugin that Maven Central
+does not serve for the pinned Delta).
 """
 
 from __future__ import annotations
