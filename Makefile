@@ -12,6 +12,9 @@ JARS        := $(PYTHON) segmentation/jars.py --maven-repo $(MAVEN_REPO) \
                --pyspark $(shell sed -n 's/^PYSPARK_VERSION = "\(.*\)"/\1/p' setup.py) \
                --delta $(shell sed -n 's/^DELTA_VERSION = "\(.*\)"/\1/p' setup.py)
 DELTA_JARS  := $(shell $(JARS))
+ifeq ($(strip $(DELTA_JARS)),)
+$(error cannot list the Delta jars: $(JARS) printed nothing)
+endif
 SEGMENT     := $(BIN)/segment
 CONF        ?=
 SET         ?=
@@ -34,8 +37,8 @@ $(VENV)/.installed: setup.py constraints.txt
 	touch $@
 
 $(DELTA_JARS):
-	mvn --batch-mode --quiet -Dmaven.repo.local=$(MAVEN_REPO) dependency:get \
-	    -Dartifact=$$($(JARS) --coordinate-of $@) -Dtransitive=false
+	coordinate=$$($(JARS) --coordinate-of $@) && \
+	mvn --batch-mode --quiet -Dmaven.repo.local=$(MAVEN_REPO) dependency:get -Dartifact=$$coordinate -Dtransitive=false
 
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq

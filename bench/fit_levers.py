@@ -23,7 +23,7 @@ project's preprocessing does): `blobs`, 4-D Gaussian blobs of unequal sizes and 
 Student-t noise on one dimension; `rfm`, log1p'd recency, frequency, average order value and
 tenure drawn from seven overlapping customer types.
 
-The pyspark.ml estimators in pyspark 4.0.1 take no initial model (only the RDD-based
+The pyspark.ml estimators in pyspark 4.0.1 and 4.1.4 take no initial model (only the RDD-based
 pyspark.mllib ones do, whose models cannot become pyspark.ml pipeline stages), so "restarts on
 a sample, then refit the best start's centres on all rows" and "a mixture started from the
 best K-means" cannot be run through the project's pipeline; they are not levers here.

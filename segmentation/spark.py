@@ -69,7 +69,10 @@ def delta_jars(maven_repo: str) -> list[Path]:
     """Paths of the Delta jars matching the installed pyspark and delta-spark, in the local Maven
     repository."""
     repo = Path(os.path.expanduser(maven_repo))
-    coordinates = delta_coordinates(version("pyspark"), version("delta-spark"))
+    try:
+        coordinates = delta_coordinates(version("pyspark"), version("delta-spark"))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     jars = [jar_path(repo, coordinate) for coordinate in coordinates]
     missing = [str(jar) for jar in jars if not jar.is_file()]
     if missing:

@@ -44,11 +44,10 @@ _MAX_PARAM_LENGTH = 6000
 # The artifact of a model logged through a shared folder (`ServerSavedPipelineModel`).
 _SPARKML = "sparkml"
 # What a logged PipelineModel needs to be loaded as a pyfunc: the packages MLflow's inference
-# finds for it (pyspark imports scipy when it is installed; mlflow 3.5.1 also found Spark
-# Connect's grpcio-status, 3.17.2 does not: tests/test_train.py holds the two equal). Given,
-# pinned to this environment, rather than inferred: MLflow infers them by loading the model
-# again in a new Python process with its own Spark session (`segment train` on 400 customers:
-# 72.5 s inferring, 50.9 s given).
+# finds for it (pyspark imports scipy when it is installed; tests/test_train.py holds the two
+# equal). Given, pinned to this environment, rather than inferred: MLflow infers them by
+# loading the model again in a new Python process with its own Spark session (`segment train`
+# on 400 customers: 72.5 s inferring, 50.9 s given).
 MODEL_REQUIREMENTS = ("mlflow", "numpy", "pandas", "pyarrow", "pyspark", "scipy")
 _PROBE_SECONDS = 10
 # What the registry answers for a model, version or alias it does not have.

@@ -17,6 +17,7 @@ from segmentation.config import LakeConfig
 from segmentation.errors import SchemaError
 from segmentation.io import (
     COMMIT_METADATA_PROPERTY,
+    _warn_property_refused,
     delete_where,
     read_table,
     table_exists,
@@ -254,6 +255,7 @@ def test_a_server_that_refuses_the_commit_metadata_property_still_commits(spark,
         conf_set(key, value)
 
     monkeypatch.setattr(spark.conf, "set", serverless_set)
+    _warn_property_refused.cache_clear()  # it warns once per process
     ref = table_ref(lake, SEGMENT_PROFILES)
     rows = valid_frame(spark, SEGMENT_PROFILES)
     upsert(spark, ref, rows, user_metadata={"stage": "test"})
