@@ -10,6 +10,7 @@ repository where `make setup` put them.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from importlib.metadata import version
@@ -38,6 +39,13 @@ def get_spark(spark_cfg: SparkConfig) -> SparkSession:
         return active
     remote = os.environ.get("SPARK_REMOTE") or spark_cfg.remote
     if remote:
+        # pyspark 4.1's client can hang for good when the cyclic garbage collector runs a fitted
+        # model's finalizer, which sends an RPC to free the server's copy, on the thread that is
+        # inside another RPC (SPARK-55020, SPARK-57655; unfixed in 4.1.4, seen here in the sweep
+        # of `segment pipeline`). A client process holds no data, so it does without the cyclic
+        # collector: models are freed by reference counting as before, and what cycles hold on the
+        # server goes when the session ends.
+        gc.disable()
         # The server's own settings hold (Delta's extension is its business); only the session
         # time zone is ours, as in every other session.
         return (
