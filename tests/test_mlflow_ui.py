@@ -4,6 +4,7 @@ headless Chromium (Debian's, installed by `make setup`), with a screenshot of ev
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -160,15 +161,19 @@ def test_compare_page_shows_child_runs_and_metrics(mlflow_ui: str, sweep: Sweep,
     url = f"{mlflow_ui}/#/compare-runs?{query}"
     screenshot = tmp_path / "mlflow_ui" / "compare.png"
 
-    page = _render(url, screenshot, window=(1600, 2200), ready=lambda page: "silhouette" in page.rows)
+    runs = len(run_ids)
+    page = _render(
+        url, screenshot, window=(1600, 2200), ready=lambda page: page.metric("silhouette", runs) is not None
+    )
 
     assert f"Comparing {len(run_ids)} Runs from 1 Experiment" in page.text, page.text[:2000]
     assert page.rows.get("Run ID:") == run_ids, page.text[:3000]
     assert page.rows.get("Run Name:") == [run.info.run_name for run in sweep.children]
     assert page.rows.get("k") == [run.data.params["k"] for run in sweep.children]
-    assert "silhouette" in page.rows, f"no silhouette row on the compare page\n{page.text[:3000]}"
+    silhouettes = page.metric("silhouette", runs)
+    assert silhouettes is not None, f"no silhouette row on the compare page\n{page.text[:3000]}"
     # The UI shows metrics between 0.001 and 10 to three decimals.
-    shown = [float(value) for value in page.rows["silhouette"]]
+    shown = [float(value) for value in silhouettes]
     assert shown == pytest.approx([run.data.metrics["silhouette"] for run in sweep.children], abs=6e-4)
     _assert_screenshot(screenshot, (1600, 2200))
 
@@ -208,12 +213,37 @@ class _Page(HTMLParser):
             self.rows.setdefault(self._row[0], self._row[1:])
             self._row = None
 
+    def metric(self, name: str, runs: int) -> list[str] | None:
+        """A metric's values on the compare page. MLflow 3.17 lays the Metrics section out as
+        the metric names, then each metric's `runs` values in the same order; a page with one
+        table row per metric (as MLflow 3.5 had) is read by its row."""
+        if name in self.rows:
+            return self.rows[name]
+        if "Metrics" not in self.texts:
+            return None
+        section = self.texts[self.texts.index("Metrics") + 1 :]
+        labels = list(itertools.takewhile(lambda text: not _is_number(text), section))
+        names = [label for label in labels if label != "Show diff only"]  # the section's toggle
+        values = section[len(labels) : len(labels) + len(names) * runs]
+        if name not in names or len(values) < len(names) * runs:
+            return None
+        at = names.index(name) * runs
+        return values[at : at + runs]
+
     def handle_data(self, data):
         text = re.sub(r"\s+", " ", data).strip()
         if text and not self._skipping:
             self.texts.append(text)
             if self._cell is not None:
                 self._cell.append(text)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _render(url: str, screenshot: Path, *, window: tuple[int, int], ready: Callable[[_Page], bool]) -> _Page:
